@@ -1,0 +1,458 @@
+"""PyTorch module -> :class:`ComputationalGraph`.
+
+The graph is traced at module granularity: every childless module (and every
+``nn.MultiheadAttention``) becomes one node, every functional call on tensors
+(``x + y``, ``torch.cat``, ``F.relu``, ``x.view``) another, and edges follow the
+tensors. ``torch.fx`` traces first, because it is fast and exact; models whose
+forward has data-dependent Python control flow (which fx cannot trace) fall back to
+torchview, which records a real forward pass. Both paths share the op tables in
+:mod:`._torch_ops`, so they produce the same vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from nasassist_plugins.adapters._torch_ops import (
+    PASSTHROUGH,
+    refine_op,
+    function_name_op,
+    function_op,
+    method_op,
+    module_attrs,
+    module_op,
+)
+from nasassist_plugins.errors import AdapterError, AdapterTypeError
+from nasassist_plugins.graph import ComputationalGraph
+
+__all__ = ["from_torch", "as_example_inputs"]
+
+_METHODS = ("auto", "fx", "torchview")
+
+
+def from_torch(
+    model: nn.Module,
+    example_input: Any,
+    *,
+    name: str | None = None,
+    method: str = "auto",
+) -> ComputationalGraph:
+    """Trace ``model`` on ``example_input`` into a computational graph.
+
+    Args:
+        model: The PyTorch model. It is traced in eval mode; its mode is restored.
+        example_input: A tensor, a tuple/list of tensors (positional inputs), or a
+            shape such as ``(1, 3, 32, 32)`` for one random float input.
+        name: Graph name (defaults to the model's class name).
+        method: ``"auto"`` (fx, then torchview), ``"fx"`` or ``"torchview"``.
+
+    Raises:
+        AdapterTypeError: ``model`` is not an ``nn.Module`` or the input is not a tensor/shape.
+        AdapterError: the model fails on the input (e.g. wrong input shape), or neither
+            tracing path can follow its data flow; the message names the cause.
+    """
+    if not isinstance(model, nn.Module):
+        raise AdapterTypeError(
+            f"from_torch expects a torch.nn.Module, got {type(model).__name__}"
+            + (" (did you pass the class instead of an instance?)" if isinstance(model, type) else "")
+        )
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    inputs = as_example_inputs(example_input, _model_device(model))
+    graph_name = name or type(model).__name__
+    training_modules = [m for m in model.modules() if m.training]
+    for module in training_modules:  # eval mode: dropout off, batchnorm on running stats
+        module.training = False
+    try:
+        fx_error: Exception | None = None
+        if method in ("auto", "fx"):
+            try:
+                graph = _FxGraphBuilder(model, inputs, graph_name).build()
+                return _checked(graph, "torch.fx")
+            except _TraceFailure as exc:
+                fx_error = exc.__cause__ or exc
+                if method == "fx":
+                    raise AdapterError(f"torch.fx cannot trace {graph_name}: {_describe(fx_error)}") from exc
+        try:
+            graph = _torchview_graph(model, inputs, graph_name)
+        except Exception as exc:  # noqa: BLE001 - reported with both causes below
+            _raise_if_forward_fails(model, inputs, graph_name)
+            causes = f"torch.fx: {_describe(fx_error)}; torchview: {_describe(exc)}" if fx_error else _describe(exc)
+            raise AdapterError(f"cannot trace {graph_name} with torch.fx or torchview ({causes})") from exc
+        if fx_error is not None:
+            graph.metadata["fx_error"] = _describe(fx_error)
+        return _checked(graph, "torchview")
+    finally:
+        for module in training_modules:
+            module.training = True
+
+
+def as_example_inputs(example_input: Any, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
+    """Normalise an example input (tensor, tuple of tensors, or shape) to a tuple of tensors."""
+    if isinstance(example_input, torch.Tensor):
+        return (example_input,)
+    if isinstance(example_input, torch.Size) or (
+        isinstance(example_input, (tuple, list))
+        and example_input
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in example_input)
+    ):
+        shape = tuple(int(d) for d in example_input)
+        if any(d <= 0 for d in shape):
+            raise AdapterTypeError(f"input shape must have positive sizes, got {shape}")
+        return (torch.randn(shape, device=device),)
+    if isinstance(example_input, (tuple, list)) and example_input and all(
+        isinstance(t, torch.Tensor) for t in example_input
+    ):
+        return tuple(example_input)
+    raise AdapterTypeError(
+        "example_input must be a tensor, a tuple of tensors, or a shape such as (1, 3, 32, 32); "
+        f"got {type(example_input).__name__}"
+    )
+
+
+# ----------------------------------------------------------------------------- errors
+class _TraceFailure(Exception):
+    """fx could not trace symbolically (the model itself may still run)."""
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return None
+
+
+def _input_shapes(inputs: Sequence[torch.Tensor]) -> str:
+    return ", ".join(str(tuple(t.shape)) for t in inputs)
+
+
+def _raise_if_forward_fails(model: nn.Module, inputs: Sequence[torch.Tensor], name: str) -> None:
+    """Turn a failing forward pass (bad input shape, buggy model) into a clear AdapterError."""
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        raise AdapterError(
+            f"{name} failed on an example input of shape {_input_shapes(inputs)}: {_describe(exc)} "
+            "(check --input-shape / example_input)"
+        ) from exc
+
+
+def _checked(graph: ComputationalGraph, path: str) -> ComputationalGraph:
+    """Validate the traced graph: acyclic, and the output must depend on the input."""
+    graph.validate()
+    graph.metadata.setdefault("tracer", path)
+    sources = set(graph.input_nodes())
+    reached = set(sources)
+    frontier = list(sources)
+    children: dict[int, list[int]] = {}
+    for s, t in graph.edges:
+        children.setdefault(s, []).append(t)
+    while frontier:
+        for c in children.get(frontier.pop(), []):
+            if c not in reached:
+                reached.add(c)
+                frontier.append(c)
+    outputs = [i for i, n in enumerate(graph.nodes) if n.op_type == "output"]
+    if not any(o in reached for o in outputs):
+        raise AdapterError(
+            f"the output of {graph.name} does not depend on its input through traceable tensor operations "
+            f"({path}); the forward pass probably leaves torch (e.g. .numpy(), .item(), .tolist()) or "
+            "builds its output from constants"
+        )
+    return graph
+
+
+# ----------------------------------------------------------------------------- torch.fx
+class _LeafTracer(fx.Tracer):
+    """fx tracer whose leaves are childless modules and attention blocks."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:  # noqa: D401
+        return isinstance(m, nn.MultiheadAttention) or len(m._modules) == 0
+
+
+class _FxGraphBuilder:
+    """Builds a ComputationalGraph from an fx trace plus real-shape propagation."""
+
+    def __init__(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.graph = ComputationalGraph(name=name)
+        self._index: dict[fx.Node, int] = {}  # fx node -> graph node index
+        self._sources: dict[fx.Node, list[int]] = {}  # collapsed fx node -> producing graph nodes
+        self._counted_modules: set[int] = set()
+        self._counted_attrs: set[str] = set()
+        self._modules = dict(model.named_modules())
+
+    def build(self) -> ComputationalGraph:
+        try:
+            tracer = _LeafTracer()
+            fx_graph = tracer.trace(self.model)
+        except Exception as exc:  # noqa: BLE001 - any trace failure means "use the fallback"
+            raise _TraceFailure(str(exc)) from exc
+        try:
+            with torch.no_grad():
+                _ShapeRecorder(self.model, graph=fx_graph).run(*self.inputs)
+        except Exception as exc:  # noqa: BLE001
+            _raise_if_forward_fails(self.model, self.inputs, self.graph.name)
+            raise _TraceFailure(str(exc)) from exc
+        for node in fx_graph.nodes:
+            self._visit(node)
+        return self.graph
+
+    # Each fx node becomes a graph node, collapses into its producers, or is dropped.
+    def _visit(self, node: fx.Node) -> None:
+        if node.op == "output":
+            idx = self.graph.add_node("output", name="output", output_shape=_first_shape(node.args[0]))
+            self._connect(idx, node.all_input_nodes)
+            return
+        meta = node.meta.get(_SHAPE_KEY)
+        if node.op == "get_attr" or meta is None:
+            return  # parameters/constants and non-tensor plumbing (x.size(), x.shape)
+        if node.op == "placeholder":
+            self._index[node] = self.graph.add_node("input", name=node.name, output_shape=_shape(meta))
+            return
+        op, module_name, attrs = self._describe(node, meta)
+        op = refine_op(op, _input_shape(node), _shape(meta))
+        if op == PASSTHROUGH:
+            self._sources[node] = self._producers(node.all_input_nodes)
+            return
+        attrs["output_shape"] = _shape(meta)
+        attrs["num_params"] = attrs.get("num_params", 0) + self._attr_params(node)
+        idx = self.graph.add_node(op, name=node.name, module=module_name, **attrs)
+        self._index[node] = idx
+        self._connect(idx, node.all_input_nodes)
+
+    def _describe(self, node: fx.Node, meta: Any) -> tuple[str, str | None, dict[str, Any]]:
+        if node.op == "call_module":
+            module = self._modules[node.target]
+            attrs = module_attrs(module)
+            if id(module) in self._counted_modules:  # a shared module's weights count once
+                attrs["num_params"] = 0
+                attrs["shared_with_earlier_call"] = True
+            self._counted_modules.add(id(module))
+            return module_op(module), str(node.target), attrs
+        owner = _owning_module(node)
+        if node.op == "call_method":
+            return method_op(str(node.target)), owner, {}
+        # call_function
+        if getattr(node.target, "__name__", "") == "getitem":
+            source = node.args[0]
+            source_meta = source.meta.get(_SHAPE_KEY) if isinstance(source, fx.Node) else None
+            if not isinstance(source_meta, torch.Size):  # picking one output of a tuple
+                return PASSTHROUGH, owner, {}
+            return "slice", owner, {}
+        return function_op(node.target), owner, {}
+
+    def _attr_params(self, node: fx.Node) -> int:
+        """Trainable parameters read through get_attr by this node (counted once each)."""
+        total = 0
+        for arg in node.all_input_nodes:
+            if arg.op != "get_attr" or arg.target in self._counted_attrs:
+                continue
+            value = _fetch_attr(self.model, str(arg.target))
+            if isinstance(value, nn.Parameter) and value.requires_grad:
+                total += value.numel()
+                self._counted_attrs.add(str(arg.target))
+        return total
+
+    def _producers(self, args: Iterable[fx.Node]) -> list[int]:
+        out: list[int] = []
+        for arg in args:
+            if arg in self._index:
+                out.append(self._index[arg])
+            elif arg in self._sources:
+                out.extend(self._sources[arg])
+        return out
+
+    def _connect(self, target: int, args: Iterable[fx.Node]) -> None:
+        for source in self._producers(args):
+            if source != target:
+                self.graph.add_edge(source, target)
+
+
+def _owning_module(node: fx.Node) -> str | None:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    qualname = list(stack.values())[-1]
+    qualname = qualname[0] if isinstance(qualname, tuple) else qualname
+    return str(qualname) or None
+
+
+def _fetch_attr(model: nn.Module, target: str) -> Any:
+    value: Any = model
+    for part in target.split("."):
+        value = getattr(value, part, None)
+    return value
+
+
+def _shape(meta: Any) -> tuple[int, ...] | None:
+    """First tensor shape in a recorded result (tuples/lists/dicts searched in order)."""
+    if isinstance(meta, torch.Size):
+        return tuple(int(d) for d in meta)
+    if isinstance(meta, (tuple, list)):
+        for item in meta:
+            shape = _shape(item)
+            if shape is not None:
+                return shape
+    return None
+
+
+def _input_shape(node: fx.Node) -> tuple[int, ...] | None:
+    for arg in node.all_input_nodes:
+        shape = _shape(arg.meta.get(_SHAPE_KEY))
+        if shape is not None:
+            return shape
+    return None
+
+
+def _first_shape(arg: Any) -> tuple[int, ...] | None:
+    if isinstance(arg, fx.Node):
+        return _shape(arg.meta.get(_SHAPE_KEY))
+    if isinstance(arg, (tuple, list)):
+        for item in arg:
+            shape = _first_shape(item)
+            if shape is not None:
+                return shape
+    if isinstance(arg, dict):
+        return _first_shape(list(arg.values()))
+    return None
+
+
+_SHAPE_KEY = "nasassist_shape"
+
+
+def _recorded_shapes(value: Any) -> Any:
+    """``torch.Size`` for a tensor, a tuple of those for tuples/lists/dicts of tensors, else None."""
+    if isinstance(value, torch.Tensor):
+        return value.shape
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        shapes = tuple(_recorded_shapes(v) for v in value)
+        return shapes if any(s is not None for s in shapes) else None
+    return None
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the traced module on real inputs and records each node's output shape(s).
+
+    Unlike ``torch.fx.passes.shape_prop.ShapeProp`` it does not print a traceback when
+    the model fails: the caller turns the failure into one clear error.
+    """
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        n.meta[_SHAPE_KEY] = _recorded_shapes(result)
+        return result
+
+
+# ----------------------------------------------------------------------------- torchview
+def _torchview_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) -> ComputationalGraph:
+    """Fallback tracer: record a real forward pass with torchview at leaf-module depth."""
+    from torchview import draw_graph
+    from torchview.computation_node import FunctionNode, ModuleNode, TensorNode
+
+    device = inputs[0].device
+    recorded = draw_graph(
+        model,
+        input_data=list(inputs),
+        depth=float("inf"),
+        device=device,
+        mode="eval",
+        hide_inner_tensors=True,
+        hide_module_functions=True,
+        save_graph=False,
+        graph_name=name,
+    )
+    modules_by_id = {id(m): (qualname, m) for qualname, m in model.named_modules()}
+    attention_modules = [(q, m) for q, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    graph = ComputationalGraph(name=name)
+    index: dict[int, int] = {}
+    counted: set[int] = set()
+
+    def node_index(node: Any) -> int:
+        key = id(node)
+        if key in index:
+            return index[key]
+        if isinstance(node, TensorNode):
+            is_output = "output" in node.name
+            idx = graph.add_node(
+                "output" if is_output else "input",
+                name=f"{'output' if is_output else 'input'}_{len(graph)}",
+                output_shape=tuple(node.tensor_shape),
+            )
+        elif isinstance(node, ModuleNode):
+            qualname, module = modules_by_id.get(node.compute_unit_id, (None, None))
+            if module is None:
+                idx = graph.add_node(function_name_op(node.name), name=f"{node.name}_{len(graph)}")
+            else:
+                attrs = module_attrs(module)
+                if id(module) in counted:
+                    attrs["num_params"] = 0
+                counted.add(id(module))
+                attrs["output_shape"] = _first_list_shape(node.output_shape)
+                idx = graph.add_node(module_op(module), name=f"{qualname}_{len(graph)}", module=qualname, **attrs)
+        elif isinstance(node, FunctionNode):
+            op = function_name_op(node.name)
+            attrs: dict[str, Any] = {"output_shape": _first_list_shape(node.output_shape)}
+            module_name = None
+            if op == "attention" and node.name == "multi_head_attention_forward" and attention_modules:
+                module_name, module = attention_modules.pop(0)  # calls follow definition order
+                attrs.update(module_attrs(module))
+                counted.add(id(module))
+            idx = graph.add_node(op, name=f"{node.name}_{len(graph)}", module=module_name, **attrs)
+        else:  # pragma: no cover - torchview has no other node kinds today
+            idx = graph.add_node(function_name_op(type(node).__name__), name=f"node_{len(graph)}")
+        index[key] = idx
+        return idx
+
+    for tail, head in recorded.edge_list:
+        graph.add_edge(node_index(tail), node_index(head))
+    return _without_passthrough(graph)
+
+
+def _first_list_shape(shapes: Any) -> tuple[int, ...] | None:
+    if shapes and isinstance(shapes, (list, tuple)) and isinstance(shapes[0], (list, tuple)):
+        return tuple(int(d) for d in shapes[0])
+    return None
+
+
+def _without_passthrough(graph: ComputationalGraph) -> ComputationalGraph:
+    """Remove pass-through nodes (``contiguous``, ``clone``) and wire their producers through."""
+    keep = [i for i, n in enumerate(graph.nodes) if n.op_type != PASSTHROUGH]
+    if len(keep) == len(graph.nodes):
+        return graph
+    preds: dict[int, list[int]] = {}
+    for s, t in graph.edges:
+        preds.setdefault(t, []).append(s)
+
+    def sources(i: int) -> list[int]:
+        if graph.nodes[i].op_type != PASSTHROUGH:
+            return [i]
+        return [x for p in preds.get(i, []) for x in sources(p)]
+
+    new_index = {old: new for new, old in enumerate(keep)}
+    edges = {
+        (new_index[s], new_index[t])
+        for t in keep
+        for p in preds.get(t, [])
+        for s in sources(p)
+        if s != t
+    }
+    return ComputationalGraph.from_parts(
+        [graph.nodes[i] for i in keep], sorted(edges), name=graph.name, metadata=graph.metadata
+    )

@@ -1,0 +1,46 @@
+"""The ``nasassist`` command line.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds
+its parser and sets ``func`` to the function that runs it. Library errors
+(:class:`~nasassist_plugins.errors.NASAssistError`) are printed as one clear line and
+exit with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from nasassist_plugins import __version__
+from nasassist_plugins.cli import graph_command
+from nasassist_plugins.errors import NASAssistError
+
+_COMMANDS = (graph_command,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasassist",
+        description="NAS-Assist: computational graphs, zero-shot scores and search helpers for neural architectures.",
+    )
+    parser.add_argument("--version", action="version", version=f"nasassist {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for command in _COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NASAssistError as exc:
+        print(f"nasassist {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

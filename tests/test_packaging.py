@@ -1,0 +1,42 @@
+"""The adapters/ folder must install as nasassist_plugins.adapters, never as top-level `adapters`."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_public_api_imports():
+    from nasassist_plugins.adapters import darts_network, from_onnx, from_torch, nb101_network, nb201_network  # noqa: F401
+    from nasassist_plugins.graph import ComputationalGraph  # noqa: F401
+
+    adapters = importlib.import_module("nasassist_plugins.adapters")
+    assert Path(adapters.__file__).resolve().parent == REPO / "adapters"
+
+
+@pytest.mark.slow
+def test_wheel_ships_adapters_under_the_namespace(tmp_path):
+    pytest.importorskip("build")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("nasassist_plugins-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "nasassist_plugins/adapters/__init__.py" in names
+    assert "nasassist_plugins/adapters/torch_adapter.py" in names
+    assert "nasassist_plugins/adapters/cells/__init__.py" in names
+    assert "nasassist_plugins/graph/computational_graph.py" in names
+    assert not [n for n in names if n.startswith("adapters/")], "a top-level `adapters` package would shadow PyPI's"
+    top_level = {n.split("/")[0] for n in names if not n.endswith(".dist-info/") and "/" in n}
+    assert top_level <= {"nasassist_plugins"} | {n.split("/")[0] for n in names if ".dist-info" in n}
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "nasassist = nasassist_plugins.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
