@@ -1,0 +1,350 @@
+"""The public zero-shot performance predictor.
+
+Path of a candidate: model -> :func:`~nasassist_plugins.adapters.from_torch` ->
+:func:`.coarsen` -> :func:`.graph_to_data` -> :class:`.GraphEncoder` (512-d embedding)
+-> :class:`.SoftClusterer` (GMM memberships, novelty) ->
+:class:`.MixtureOfExpertsRegressor` (mean, std).
+
+Scores of the shipped weights are on a normalised scale (per-family rank scores: 0 is the
+worst architecture of a training family, 1 the best); after :meth:`Predictor.fit` on a
+study's own results, predictions come back on the scale of the values given to ``fit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.graph import ComputationalGraph, is_known_op
+from nasassist_plugins.predictor.clustering import SoftClusterer
+from nasassist_plugins.predictor.coarsen import coarsen
+from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
+from nasassist_plugins.predictor.features import _OP_INDEX, collate, graph_to_data
+from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
+from nasassist_plugins.predictor.op_text import embed_op_texts, nearest_known_op, warn_unknown_once
+
+_logger = logging.getLogger("nasassist_plugins.predictor")
+
+WEIGHTS_FORMAT = "nasassist.predictor"
+WEIGHTS_VERSION = 1
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+
+
+class PredictorError(NASAssistError, ValueError):
+    """Bad predictor input (empty graph, wrong weights file, version mismatch, ...)."""
+
+
+class Predictor:
+    """Zero-shot architecture performance predictor (scikit-learn style ``fit``/``predict``).
+
+    Args:
+        hidden_dim, num_gin_layers, num_experts, ensemble_size: sizes of a new, untrained
+            predictor; loaded predictors take them from their weights file.
+        seed: seed for weight initialisation.
+    """
+
+    def __init__(
+        self,
+        hidden_dim: int = 64,
+        num_gin_layers: int = 6,
+        num_experts: int = 4,
+        ensemble_size: int = 5,
+        seed: int = 0,
+        text_table: torch.Tensor | None = None,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.config: dict[str, Any] = {
+            "hidden_dim": hidden_dim,
+            "num_gin_layers": num_gin_layers,
+            "num_experts": num_experts,
+            "ensemble_size": ensemble_size,
+        }
+        self.encoder = GraphEncoder(hidden_dim=hidden_dim, num_gin_layers=num_gin_layers, text_table=text_table)
+        self.clusterer = SoftClusterer(num_experts, EMBEDDING_DIM)
+        self.regressor = MixtureOfExpertsRegressor(EMBEDDING_DIM, num_experts, ensemble_size)
+        # predictions are (raw - offset) / scale in the regressor's space
+        self.target_offset = 0.0
+        self.target_scale = 1.0
+        self.target_description = "normalised rank score (0 worst .. 1 best of a training family)"
+        self.unknown_op_ids: dict[str, int] = {}
+        self.training_info: dict[str, Any] = {}
+        self._eval()
+
+    # ------------------------------------------------------------------ conversion
+    def _eval(self) -> None:
+        for module in (self.encoder, self.clusterer, self.regressor):
+            module.eval()
+
+    def to_graphs(self, items: Iterable[Any], example_input: Any = None) -> list[ComputationalGraph]:
+        """Graphs of the items (ComputationalGraphs pass through; modules are traced)."""
+        from nasassist_plugins.adapters.torch_adapter import from_torch
+
+        graphs = []
+        for k, item in enumerate(items):
+            if isinstance(item, ComputationalGraph):
+                graphs.append(item)
+            elif isinstance(item, nn.Module):
+                if example_input is None:
+                    raise PredictorError(
+                        f"item {k} is a {type(item).__name__} module: pass example_input (a tensor or shape) to trace it"
+                    )
+                graphs.append(from_torch(item, example_input))
+            else:
+                raise PredictorError(
+                    f"item {k} is a {type(item).__name__}: predict/embed/fit take ComputationalGraph or nn.Module items"
+                )
+        for g in graphs:
+            if g.num_nodes == 0:
+                raise PredictorError(f"graph {g.name!r} is empty: it has no nodes to score")
+        return graphs
+
+    def _register_unknown_ops(self, graphs: Sequence[ComputationalGraph]) -> None:
+        new = sorted({n.op_type for g in graphs for n in g.nodes if not is_known_op(n.op_type)} - set(self.unknown_op_ids))
+        if not new:
+            return
+        vectors = embed_op_texts(new)
+        if vectors is None:
+            for op in new:
+                replacement = nearest_known_op(op)
+                warn_unknown_once(op, replacement)
+                self.unknown_op_ids[op] = _OP_INDEX[replacement]
+            return
+        first = self.encoder.nodes.extend_text_table(torch.from_numpy(vectors))
+        for k, op in enumerate(new):
+            self.unknown_op_ids[op] = first + k
+
+    def _batches(self, graphs: Sequence[ComputationalGraph], batch_size: int):
+        self._register_unknown_ops(graphs)
+        datas = [graph_to_data(coarsen(g), self.unknown_op_ids) for g in graphs]
+        for start in range(0, len(datas), batch_size):
+            yield collate(datas[start : start + batch_size])
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def embed(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> np.ndarray:
+        """512-d embeddings, shape (n, 512)."""
+        graphs = self.to_graphs(items, example_input)
+        if not graphs:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        self._eval()
+        out = [self.encoder(b) for b in self._batches(graphs, batch_size)]
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def _predict_embeddings(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gates = self.clusterer.memberships(z)
+        novelty = self.clusterer.novelty(z)
+        return self.regressor(z, gates, novelty)
+
+    def predict(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted score and its uncertainty (standard deviation) for every item."""
+        z = torch.from_numpy(self.embed(items, example_input, batch_size))
+        if z.shape[0] == 0:
+            return np.zeros(0), np.zeros(0)
+        mean, std = self._predict_embeddings(z)
+        return (mean.numpy() * self.target_scale + self.target_offset, std.numpy() * abs(self.target_scale))
+
+    def cluster_memberships(self, items: Iterable[Any], example_input: Any = None) -> np.ndarray:
+        """GMM soft cluster memberships, shape (n, num_experts)."""
+        z = torch.from_numpy(self.embed(items, example_input))
+        with torch.no_grad():
+            return self.clusterer.memberships(z).numpy()
+
+    # ------------------------------------------------------------------ training steps
+    def fit_gate(
+        self, embeddings: np.ndarray, candidates: Sequence[int] = (2, 4, 6, 8, 12, 16), random_state: int = 0
+    ) -> "Predictor":
+        """Fit the GMM gate on embeddings; the regressor gets one expert per chosen component.
+
+        If BIC picks a different number of components than the regressor has experts,
+        the regressor is rebuilt (untrained) with the new number: train it afterwards.
+        """
+        self.clusterer.fit(embeddings, candidates=candidates, random_state=random_state)
+        k = self.clusterer.num_components
+        if k != self.config["num_experts"]:
+            self.config["num_experts"] = k
+            self.regressor = MixtureOfExpertsRegressor(EMBEDDING_DIM, k, self.config["ensemble_size"])
+            self.regressor.eval()
+        return self
+
+    # ------------------------------------------------------------------ few-shot adaptation
+    def fit(
+        self,
+        items: Iterable[Any],
+        values: Sequence[float],
+        example_input: Any = None,
+        *,
+        epochs: int = 100,
+        lr: float = 3e-3,
+        refit_gate: bool = False,
+        max_seconds: float | None = 10.0,
+        seed: int = 0,
+    ) -> "Predictor":
+        """Adapt the regressor to labelled architectures of a new family or study.
+
+        The encoder stays frozen (embeddings are computed once), so this takes seconds
+        on CPU for ~100 points. Values may be on any scale and in either direction as
+        long as larger is better; pass ``-loss`` for losses. Afterwards, ``predict``
+        returns values on that scale. ``refit_gate`` also refits the GMM gate on the
+        new embeddings (useful with a few hundred points, not with tens).
+        """
+        y = np.asarray(values, dtype=np.float64).reshape(-1)
+        z = torch.from_numpy(self.embed(items, example_input))
+        if z.shape[0] != y.shape[0]:
+            raise PredictorError(f"fit got {z.shape[0]} architectures but {y.shape[0]} values")
+        if y.shape[0] < 2:
+            raise PredictorError("fit needs at least 2 labelled architectures")
+        if not np.all(np.isfinite(y)):
+            raise PredictorError("fit values must be finite numbers (got NaN or inf)")
+        offset, scale = float(np.mean(y)), float(np.std(y)) or 1.0
+        target = torch.tensor((y - offset) / scale, dtype=torch.float32)
+        if refit_gate and y.shape[0] >= 20:
+            candidates = [k for k in (1, 2, 3, 4) if k <= self.clusterer.num_components and k <= y.shape[0] // 10] or [1]
+            self.fit_gate(z.numpy(), candidates=candidates, random_state=seed)
+        train_regressor(self.regressor, self.clusterer, z, target, epochs=epochs, lr=lr, max_seconds=max_seconds, seed=seed)
+        self.target_offset, self.target_scale = offset, scale
+        self.target_description = "values given to fit()"
+        self._eval()
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in (("encoder", self.encoder), ("clusterer", self.clusterer), ("regressor", self.regressor)):
+            for key, value in module.state_dict().items():
+                tensors[f"{prefix}.{key}"] = value.detach().contiguous().clone()
+        return tensors
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights and configuration to one safetensors file."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format": WEIGHTS_FORMAT,
+            "version": WEIGHTS_VERSION,
+            "config": self.config,
+            "target_offset": self.target_offset,
+            "target_scale": self.target_scale,
+            "target_description": self.target_description,
+            "unknown_op_ids": self.unknown_op_ids,
+            "training_info": self.training_info,
+        }
+        save_file(self.state_tensors(), str(path), metadata={"nasassist": json.dumps(header)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Predictor":
+        """Load a predictor saved by :meth:`save` (safetensors: no code is unpickled)."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise PredictorError(f"predictor weights not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+            tensors = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
+            raise PredictorError(f"{path} is not a NAS-Assist predictor weights file (safetensors): {exc}") from exc
+        try:
+            header = json.loads(metadata["nasassist"])
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise PredictorError(f"{path} is a safetensors file but not NAS-Assist predictor weights") from exc
+        if header.get("format") != WEIGHTS_FORMAT:
+            raise PredictorError(f"{path}: unexpected weights format {header.get('format')!r}")
+        if header.get("version") != WEIGHTS_VERSION:
+            raise PredictorError(
+                f"{path}: predictor weights version {header.get('version')!r} cannot be read by this NAS-Assist "
+                f"(expects version {WEIGHTS_VERSION}); retrain with `nasassist train` or install a matching release"
+            )
+        config = header["config"]
+        text_table = tensors.get("encoder.nodes.text_table")
+        predictor = cls(**config, text_table=text_table)
+        try:
+            for prefix, module in (("encoder", predictor.encoder), ("clusterer", predictor.clusterer), ("regressor", predictor.regressor)):
+                state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+                module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise PredictorError(f"{path}: weights do not match the predictor's architecture: {exc}") from exc
+        predictor.target_offset = float(header["target_offset"])
+        predictor.target_scale = float(header["target_scale"])
+        predictor.target_description = header.get("target_description", "")
+        predictor.unknown_op_ids = {str(k): int(v) for k, v in header.get("unknown_op_ids", {}).items()}
+        predictor.training_info = header.get("training_info", {})
+        predictor._eval()
+        return predictor
+
+    @classmethod
+    def load_default(cls) -> "Predictor":
+        """The weights shipped with the package (trained on all benchmark families)."""
+        if not DEFAULT_WEIGHTS.is_file():
+            raise PredictorError(
+                f"no default predictor weights at {DEFAULT_WEIGHTS}; train them with "
+                "`nasassist train --data ../shared/data --out <dir>` and pass the file to Predictor.load"
+            )
+        return cls.load(DEFAULT_WEIGHTS)
+
+    def copy(self) -> "Predictor":
+        return copy.deepcopy(self)
+
+
+def _pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    diff_t = target.unsqueeze(0) - target.unsqueeze(1)
+    diff_p = pred.unsqueeze(0) - pred.unsqueeze(1)
+    mask = diff_t.abs() > 1e-6
+    if not mask.any():
+        return pred.sum() * 0.0
+    return nn.functional.softplus(-torch.sign(diff_t[mask]) * diff_p[mask]).mean()
+
+
+def train_regressor(
+    regressor: MixtureOfExpertsRegressor,
+    clusterer: SoftClusterer,
+    z: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epochs: int = 150,
+    lr: float = 3e-3,
+    batch_size: int = 256,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    rank_weight: float = 0.5,
+) -> None:
+    """Train every ensemble member on bootstrap resamples (MSE + pairwise ranking loss)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        gates = clusterer.memberships(z)
+        novelty = clusterer.novelty(z)
+    n = z.shape[0]
+    started = time.perf_counter()
+    budget = None if max_seconds is None else max_seconds / max(len(regressor.members), 1)
+    for member in regressor.members:
+        member.train()
+        optimizer = torch.optim.AdamW(member.parameters(), lr=lr, weight_decay=1e-4)
+        sample = torch.randint(0, n, (n,), generator=generator)  # bootstrap: members see different data
+        member_start = time.perf_counter()
+        for _ in range(epochs):
+            order = sample[torch.randperm(n, generator=generator)]
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                pred, _ = member(z[idx], gates[idx], novelty[idx])
+                loss = nn.functional.mse_loss(pred, target[idx]) + rank_weight * _pairwise_rank_loss(pred, target[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            if budget is not None and time.perf_counter() - member_start > budget:
+                break
+        member.eval()
+    _logger.debug("trained %d regressor members in %.2fs", len(regressor.members), time.perf_counter() - started)

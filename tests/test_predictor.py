@@ -1,0 +1,138 @@
+"""Predictor components on small graphs built here: shapes, gating, fit/predict, save/load, errors."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from models import MobileBlockNet, ResidualCNN
+from nasassist_plugins.adapters import from_torch, nb201_network
+from nasassist_plugins.adapters.cells import random_nb201_arch
+from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.predictor import EMBEDDING_DIM, GraphEncoder, Predictor, PredictorError, SoftClusterer, coarsen
+from nasassist_plugins.predictor.features import ATTRIBUTE_SIZES, collate, graph_to_data
+from nasassist_plugins.predictor import predictor as predictor_module
+
+
+@pytest.fixture(scope="module")
+def nb201_graphs():
+    """40 small NB201 networks (1 cell per stage, 8 channels) and a synthetic target."""
+    rng = np.random.default_rng(0)
+    archs = [random_nb201_arch(rng) for _ in range(40)]
+    graphs = [from_torch(nb201_network(a, channels=8, cells_per_stage=1), (1, 3, 32, 32)) for a in archs]
+    score = np.array([a.count("conv_3x3") + 0.5 * a.count("conv_1x1") - 0.7 * a.count("none") for a in archs])
+    return graphs, score + rng.normal(0, 0.05, len(archs))
+
+
+def test_encoder_shapes_and_batching(nb201_graphs):
+    graphs, _ = nb201_graphs
+    encoder = GraphEncoder(hidden_dim=32).eval()
+    batch = collate([graph_to_data(coarsen(g)) for g in graphs[:5]])
+    assert batch.attr.shape[1] == len(ATTRIBUTE_SIZES)
+    with torch.no_grad():
+        z = encoder(batch)
+        single = encoder(collate([graph_to_data(coarsen(graphs[2]))]))
+    assert z.shape == (5, EMBEDDING_DIM)
+    assert torch.allclose(z[2], single[0], atol=1e-4)  # batching does not mix graphs
+
+
+def test_coarsen_folds_repeats_and_fuses_chains():
+    graph = from_torch(nb201_network("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"), (1, 3, 32, 32))
+    small = coarsen(graph)
+    small.validate()
+    assert small.num_nodes < graph.num_nodes / 3
+    assert {n.attrs.get("repeat") for n in small.nodes} >= {5}
+    conv = next(n for n in small.nodes if n.op_type == "conv2d" and n.attrs.get("pre_act"))
+    assert conv.attrs["pre_act"] == "relu" and conv.attrs["post_norm"] == "batchnorm"
+
+
+def test_gmm_memberships_sum_to_one():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 1, (60, 8)), rng.normal(6, 1, (60, 8))])
+    clusterer = SoftClusterer(1, 8).fit(x, candidates=(1, 2, 3, 4))
+    assert clusterer.num_components >= 2  # BIC finds the two blobs
+    z = torch.tensor(x, dtype=torch.float32)
+    m = clusterer.memberships(z)
+    assert torch.allclose(m.sum(1), torch.ones(len(x)), atol=1e-5)
+    typical = clusterer.novelty(clusterer.means)
+    far = clusterer.novelty(z[:5] + 100.0)
+    assert typical.max() < 0.5 and far.min() > 0.9
+
+
+def test_fit_predict_round_trip_learns_the_ranking(nb201_graphs):
+    from scipy.stats import spearmanr
+
+    graphs, y = nb201_graphs
+    predictor = Predictor(hidden_dim=32, ensemble_size=3)
+    predictor.fit_gate(predictor.embed(graphs), candidates=(1, 2))
+    before, _ = predictor.predict(graphs[30:])
+    predictor.fit(graphs[:30], y[:30] * 10 + 50, epochs=80, max_seconds=None)
+    mean, std = predictor.predict(graphs[30:])
+    assert mean.shape == std.shape == (10,) and np.all(std > 0)
+    assert not np.allclose(before, mean)
+    assert spearmanr(mean, y[30:]).statistic > 0.6
+    assert 30 < mean.mean() < 80  # back on the scale given to fit
+
+
+def test_save_load_gives_identical_predictions(tmp_path, nb201_graphs):
+    graphs, y = nb201_graphs
+    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    predictor.fit_gate(predictor.embed(graphs), candidates=(1, 2))
+    predictor.fit(graphs[:20], y[:20], epochs=5, max_seconds=None)
+    path = predictor.save(tmp_path / "p.safetensors")
+    loaded = Predictor.load(path)
+    for a, b in zip(predictor.predict(graphs[20:]), loaded.predict(graphs[20:])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_modules_are_traced_with_example_input():
+    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    mean, std = predictor.predict([ResidualCNN(), MobileBlockNet()], example_input=(1, 3, 16, 16))
+    assert mean.shape == (2,) and np.all(np.isfinite(mean))
+    with pytest.raises(PredictorError, match="pass example_input"):
+        predictor.predict([ResidualCNN()])
+
+
+def test_unknown_op_gets_a_representation(caplog, monkeypatch):
+    graph = from_torch(ResidualCNN(), (1, 3, 16, 16))
+    graph.nodes[3].op_type = "swishy_gate"
+    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    monkeypatch.setattr(predictor_module, "embed_op_texts", lambda ops: None)  # sentence encoder absent
+    with caplog.at_level(logging.WARNING, logger="nasassist_plugins.predictor"):
+        mean, _ = predictor.predict([graph])
+    assert np.isfinite(mean).all()
+    assert "swishy_gate" in caplog.text and "closest known op" in caplog.text
+    assert predictor.unknown_op_ids["swishy_gate"] < len(predictor.encoder.nodes.text_table)
+
+
+def test_bad_input_errors(tmp_path):
+    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    with pytest.raises(PredictorError, match="empty"):
+        predictor.predict([ComputationalGraph(name="nothing")])
+    with pytest.raises(PredictorError, match="take ComputationalGraph or nn.Module"):
+        predictor.predict(["resnet"])
+    bogus = tmp_path / "bogus.safetensors"
+    bogus.write_bytes(b"this is not a weights file")
+    with pytest.raises(PredictorError, match="not a NAS-Assist predictor weights file"):
+        Predictor.load(bogus)
+    with pytest.raises(PredictorError, match="not found"):
+        Predictor.load(tmp_path / "missing.safetensors")
+    path = predictor.save(tmp_path / "p.safetensors")
+    from safetensors.torch import load_file, save_file
+    import json
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = json.loads(f.metadata()["nasassist"])
+    header["version"] = 999
+    save_file(load_file(str(path)), str(tmp_path / "future.safetensors"), metadata={"nasassist": json.dumps(header)})
+    with pytest.raises(PredictorError, match="version 999"):
+        Predictor.load(tmp_path / "future.safetensors")
+    graph = from_torch(ResidualCNN(), (1, 3, 16, 16))
+    with pytest.raises(PredictorError, match="2 architectures but 3 values"):
+        predictor.fit([graph, graph], [1.0, 2.0, 3.0])
+    with pytest.raises(PredictorError, match="finite"):
+        predictor.fit([graph, graph], [1.0, float("nan")])
