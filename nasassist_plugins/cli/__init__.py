@@ -13,10 +13,10 @@ import sys
 from typing import Sequence
 
 from nasassist_plugins import __version__
-from nasassist_plugins.cli import graph_command
+from nasassist_plugins.cli import evaluate_command, graph_command, train_command
 from nasassist_plugins.errors import NASAssistError
 
-_COMMANDS = (graph_command,)
+_COMMANDS = (graph_command, train_command, evaluate_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
 from nasassist_plugins.predictor.features import _OP_INDEX, collate, graph_to_data
+from nasassist_plugins.predictor.graph_features import NUM_GRAPH_FEATURES, graph_feature_matrix
 from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
 from nasassist_plugins.predictor.op_text import embed_op_texts, nearest_known_op, warn_unknown_once
 
@@ -41,6 +42,27 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safeten
 
 class PredictorError(NASAssistError, ValueError):
     """Bad predictor input (empty graph, wrong weights file, version mismatch, ...)."""
+
+
+class FeatureScaler(nn.Module):
+    """Standardises extra per-architecture features with statistics of the training set."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_features))
+        self.register_buffer("std", torch.ones(num_features))
+
+    @property
+    def num_features(self) -> int:
+        return int(self.mean.shape[0])
+
+    def fit(self, features: np.ndarray) -> "FeatureScaler":
+        self.mean = torch.tensor(features.mean(0), dtype=torch.float32)
+        self.std = torch.tensor(np.maximum(features.std(0), 1e-6), dtype=torch.float32)
+        return self
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return ((features - self.mean) / self.std).clamp(-6.0, 6.0)
 
 
 class Predictor:
@@ -58,6 +80,7 @@ class Predictor:
         num_gin_layers: int = 6,
         num_experts: int = 4,
         ensemble_size: int = 5,
+        graph_features: bool = True,
         seed: int = 0,
         text_table: torch.Tensor | None = None,
     ) -> None:
@@ -67,10 +90,12 @@ class Predictor:
             "num_gin_layers": num_gin_layers,
             "num_experts": num_experts,
             "ensemble_size": ensemble_size,
+            "graph_features": graph_features,
         }
         self.encoder = GraphEncoder(hidden_dim=hidden_dim, num_gin_layers=num_gin_layers, text_table=text_table)
         self.clusterer = SoftClusterer(num_experts, EMBEDDING_DIM)
-        self.regressor = MixtureOfExpertsRegressor(EMBEDDING_DIM, num_experts, ensemble_size)
+        self.scaler = FeatureScaler(NUM_GRAPH_FEATURES if graph_features else 0)
+        self.regressor = MixtureOfExpertsRegressor(self._regressor_dim, num_experts, ensemble_size)
         # predictions are (raw - offset) / scale in the regressor's space
         self.target_offset = 0.0
         self.target_scale = 1.0
@@ -80,9 +105,24 @@ class Predictor:
         self._eval()
 
     # ------------------------------------------------------------------ conversion
+    @property
+    def _regressor_dim(self) -> int:
+        return EMBEDDING_DIM + self.scaler.num_features
+
+    def _modules(self) -> tuple[tuple[str, nn.Module], ...]:
+        return (("encoder", self.encoder), ("clusterer", self.clusterer), ("scaler", self.scaler),
+                ("regressor", self.regressor))
+
     def _eval(self) -> None:
-        for module in (self.encoder, self.clusterer, self.regressor):
+        for _, module in self._modules():
             module.eval()
+
+    def regressor_inputs(self, graphs: Sequence[ComputationalGraph], z: torch.Tensor) -> torch.Tensor:
+        """Embeddings, plus the standardised GRAF-style graph features when enabled."""
+        if self.scaler.num_features == 0:
+            return z
+        features = torch.tensor(graph_feature_matrix(graphs), dtype=torch.float32)
+        return torch.cat([z, self.scaler(features)], dim=1)
 
     def to_graphs(self, items: Iterable[Any], example_input: Any = None) -> list[ComputationalGraph]:
         """Graphs of the items (ComputationalGraphs pass through; modules are traced)."""
@@ -139,18 +179,14 @@ class Predictor:
         out = [self.encoder(b) for b in self._batches(graphs, batch_size)]
         return torch.cat(out).numpy()
 
-    @torch.no_grad()
-    def _predict_embeddings(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gates = self.clusterer.memberships(z)
-        novelty = self.clusterer.novelty(z)
-        return self.regressor(z, gates, novelty)
-
     def predict(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Predicted score and its uncertainty (standard deviation) for every item."""
-        z = torch.from_numpy(self.embed(items, example_input, batch_size))
+        graphs = self.to_graphs(items, example_input)
+        z = torch.from_numpy(self.embed(graphs, batch_size=batch_size))
         if z.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
-        mean, std = self._predict_embeddings(z)
+        with torch.no_grad():
+            mean, std = self.regressor(self.regressor_inputs(graphs, z), self.clusterer.memberships(z), self.clusterer.novelty(z))
         return (mean.numpy() * self.target_scale + self.target_offset, std.numpy() * abs(self.target_scale))
 
     def cluster_memberships(self, items: Iterable[Any], example_input: Any = None) -> np.ndarray:
@@ -172,7 +208,7 @@ class Predictor:
         k = self.clusterer.num_components
         if k != self.config["num_experts"]:
             self.config["num_experts"] = k
-            self.regressor = MixtureOfExpertsRegressor(EMBEDDING_DIM, k, self.config["ensemble_size"])
+            self.regressor = MixtureOfExpertsRegressor(self._regressor_dim, k, self.config["ensemble_size"])
             self.regressor.eval()
         return self
 
@@ -198,7 +234,8 @@ class Predictor:
         new embeddings (useful with a few hundred points, not with tens).
         """
         y = np.asarray(values, dtype=np.float64).reshape(-1)
-        z = torch.from_numpy(self.embed(items, example_input))
+        graphs = self.to_graphs(items, example_input)
+        z = torch.from_numpy(self.embed(graphs))
         if z.shape[0] != y.shape[0]:
             raise PredictorError(f"fit got {z.shape[0]} architectures but {y.shape[0]} values")
         if y.shape[0] < 2:
@@ -210,7 +247,8 @@ class Predictor:
         if refit_gate and y.shape[0] >= 20:
             candidates = [k for k in (1, 2, 3, 4) if k <= self.clusterer.num_components and k <= y.shape[0] // 10] or [1]
             self.fit_gate(z.numpy(), candidates=candidates, random_state=seed)
-        train_regressor(self.regressor, self.clusterer, z, target, epochs=epochs, lr=lr, max_seconds=max_seconds, seed=seed)
+        train_regressor(self.regressor, self.clusterer, z, target, inputs=self.regressor_inputs(graphs, z),
+                        epochs=epochs, lr=lr, max_seconds=max_seconds, seed=seed)
         self.target_offset, self.target_scale = offset, scale
         self.target_description = "values given to fit()"
         self._eval()
@@ -219,7 +257,7 @@ class Predictor:
     # ------------------------------------------------------------------ persistence
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors: dict[str, torch.Tensor] = {}
-        for prefix, module in (("encoder", self.encoder), ("clusterer", self.clusterer), ("regressor", self.regressor)):
+        for prefix, module in self._modules():
             for key, value in module.state_dict().items():
                 tensors[f"{prefix}.{key}"] = value.detach().contiguous().clone()
         return tensors
@@ -273,7 +311,7 @@ class Predictor:
         text_table = tensors.get("encoder.nodes.text_table")
         predictor = cls(**config, text_table=text_table)
         try:
-            for prefix, module in (("encoder", predictor.encoder), ("clusterer", predictor.clusterer), ("regressor", predictor.regressor)):
+            for prefix, module in predictor._modules():
                 state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
                 module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -315,6 +353,7 @@ def train_regressor(
     z: torch.Tensor,
     target: torch.Tensor,
     *,
+    inputs: torch.Tensor | None = None,
     epochs: int = 150,
     lr: float = 3e-3,
     batch_size: int = 256,
@@ -322,8 +361,12 @@ def train_regressor(
     seed: int = 0,
     rank_weight: float = 0.5,
 ) -> None:
-    """Train every ensemble member on bootstrap resamples (MSE + pairwise ranking loss)."""
+    """Train every ensemble member on bootstrap resamples (MSE + pairwise ranking loss).
+
+    ``z`` (embeddings) drives the gate; ``inputs`` (default ``z``) is what the experts see.
+    """
     generator = torch.Generator().manual_seed(seed)
+    x = z if inputs is None else inputs
     with torch.no_grad():
         gates = clusterer.memberships(z)
         novelty = clusterer.novelty(z)
@@ -339,7 +382,7 @@ def train_regressor(
             order = sample[torch.randperm(n, generator=generator)]
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                pred, _ = member(z[idx], gates[idx], novelty[idx])
+                pred, _ = member(x[idx], gates[idx], novelty[idx])
                 loss = nn.functional.mse_loss(pred, target[idx]) + rank_weight * _pairwise_rank_loss(pred, target[idx])
                 optimizer.zero_grad()
                 loss.backward()

@@ -23,6 +23,7 @@ from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.predictor.coarsen import coarsen
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM
 from nasassist_plugins.predictor.features import collate, graph_to_data
+from nasassist_plugins.predictor.graph_features import graph_feature_matrix
 from nasassist_plugins.predictor.op_text import vocabulary_text_table
 from nasassist_plugins.predictor.predictor import Predictor, _pairwise_rank_loss, train_regressor
 from nasassist_plugins.predictor.pretrain import laplacian_spectrum, pretrain_encoder
@@ -163,8 +164,10 @@ def train_predictor(
     with torch.no_grad():
         z = torch.cat([predictor.encoder(collate(datas[i : i + 512])) for i in range(0, len(datas), 512)])
     predictor.fit_gate(z.numpy(), candidates=config.gmm_candidates, random_state=config.seed)
+    if predictor.scaler.num_features:
+        predictor.scaler.fit(graph_feature_matrix(graphs))
     train_regressor(predictor.regressor, predictor.clusterer, z, torch.tensor(targets, dtype=torch.float32),
-                    epochs=config.regressor_epochs, seed=config.seed)
+                    inputs=predictor.regressor_inputs(graphs, z), epochs=config.regressor_epochs, seed=config.seed)
     timings["gate_and_regressor_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
