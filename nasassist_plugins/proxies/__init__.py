@@ -1,0 +1,61 @@
+"""Zero-cost proxies: score an untrained PyTorch network from one batch.
+
+Quick use::
+
+    from nasassist_plugins.proxies import compute_proxies, module_saliency
+    scores = compute_proxies(model, input_shape=(64, 3, 32, 32))   # all proxies
+    layer_scores = module_saliency(model, (1, 3, 32, 32), method="synflow")
+
+Proxies (see :func:`available_proxies`): ``params``, ``flops``, ``synflow`` (log),
+``snip``, ``grasp``, ``fisher``, ``grad_norm``, ``jacov``, ``nwot``, ``zen``, ``zico``.
+Each is also a function ``(model, inputs, targets=None, loss_fn=None) -> float`` that
+leaves ``model`` unchanged; new ones are added with :func:`register_proxy`.
+"""
+
+from __future__ import annotations
+
+from nasassist_plugins.proxies._base import (
+    LOGGER,
+    ProxyInputError,
+    ProxySpec,
+    ProxyTypeError,
+    available_proxies,
+    get_proxy,
+    register_proxy,
+)
+# Imported in the order the proxies are listed by available_proxies() (registration order).
+from nasassist_plugins.proxies.model_stats import params, flops  # isort: skip
+from nasassist_plugins.proxies.synflow import synflow  # isort: skip
+from nasassist_plugins.proxies.pruning import snip, grasp, fisher, grad_norm  # isort: skip
+from nasassist_plugins.proxies.jacov import jacov  # isort: skip
+from nasassist_plugins.proxies.nwot import nwot  # isort: skip
+from nasassist_plugins.proxies.zen import zen  # isort: skip
+from nasassist_plugins.proxies.zico import zico  # isort: skip
+from nasassist_plugins.proxies.compute import ProxyRun, compute_proxies, run_proxies  # isort: skip
+from nasassist_plugins.proxies.saliency import SALIENCY_METHODS, module_saliency  # isort: skip
+
+__all__ = [
+    "LOGGER",
+    "ProxyInputError",
+    "ProxyRun",
+    "ProxySpec",
+    "ProxyTypeError",
+    "SALIENCY_METHODS",
+    "available_proxies",
+    "compute_proxies",
+    "fisher",
+    "flops",
+    "get_proxy",
+    "grad_norm",
+    "grasp",
+    "jacov",
+    "module_saliency",
+    "nwot",
+    "params",
+    "register_proxy",
+    "run_proxies",
+    "snip",
+    "synflow",
+    "zen",
+    "zico",
+]
