@@ -147,3 +147,15 @@ def test_sentence_encoder_embeds_unseen_ops_offline(monkeypatch):
     vectors = embed_op_texts(["conv2d", "linear", "separable convolution 2d"])
     assert vectors is not None and vectors.shape == (3, 384)
     assert float(vectors[2] @ vectors[0]) > float(vectors[2] @ vectors[1])
+
+
+def test_coarsen_handles_activation_fused_forward_into_a_norm():
+    """input -> relu -> batchnorm -> output: the relu fuses forward, the norm must not fuse into itself."""
+    g = ComputationalGraph()
+    for op in ("input", "relu", "batchnorm", "output"):
+        g.add_node(op, output_shape=(1, 4, 8, 8))
+    for e in [(0, 1), (1, 2), (2, 3)]:
+        g.add_edge(*e)
+    small = coarsen(g)
+    small.validate()
+    assert [n.op_type for n in small.nodes] == ["input", "batchnorm", "output"]

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--leave-out", help="family to exclude from training (leave-family-out)")
     parser.add_argument("--out", type=Path, required=True, help="output directory for predictor.safetensors")
     parser.add_argument("--limit-per-task", type=int, default=3000, help="labelled architectures per task (random)")
+    parser.add_argument("--tnb-limit", type=int, default=1000,
+                        help="architectures per TransNAS-Bench-101 task (its 7 tasks share the same cells)")
     parser.add_argument("--unlabelled", type=int, default=500, help="random unlabelled cells per family for pre-training")
     parser.add_argument("--zoo", type=int, default=100, help="generated ResNet/MobileNet/Inception/MLP/ViT models")
     parser.add_argument("--pretrain-epochs", type=int, default=3)
@@ -44,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         from nasassist_plugins.errors import NASAssistError
 
         raise NASAssistError("no training tasks left after --leave-out")
-    labelled = [load_task(t, args.data, limit=args.limit_per_task, seed=args.seed, n_jobs=args.jobs)[0] for t in tasks]
+    labelled = [
+        load_task(t, args.data, limit=args.tnb_limit if t.family == "tnb101" else args.limit_per_task,
+                  seed=args.seed, n_jobs=args.jobs)[0]
+        for t in tasks
+    ]
     families = sorted({t.family for t in tasks})
     unlabelled = [g for fam in families for g in sample_graphs(fam, args.unlabelled, seed=args.seed + 1, n_jobs=args.jobs)]
     unlabelled += sample_zoo_graphs(args.zoo, seed=args.seed)

@@ -117,7 +117,8 @@ def _fuse(nodes: list[Node], edges: list[tuple[int, int]]) -> tuple[list[Node], 
         if len(pred[i]) == 1:
             p = root(pred[i][0])
             parent = nodes[p]
-            if len(succ[pred[i][0]]) == 1 and parent.op_type not in {"input", "output"}:
+            # p == i when the producer was itself fused forward into this node (relu -> bn)
+            if p != i and len(succ[pred[i][0]]) == 1 and parent.op_type not in {"input", "output"}:
                 key = "post_norm" if op in _NORMS else "post_act"
                 parent.attrs.setdefault(key, op)
                 parent.attrs["num_params"] = parent.num_params + node.num_params
