@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace):
     return predictor, train_set, seconds
 
 
-def _few_shot(predictor: Predictor, graphs, values, sizes, seed: int) -> dict[str, dict[str, float]]:
+def _few_shot(predictor: Predictor, encoded, values, sizes, seed: int) -> dict[str, dict[str, float]]:
     rows = {}
     for n in sizes:
         if n >= len(values) - 10:
@@ -65,8 +65,8 @@ def _few_shot(predictor: Predictor, graphs, values, sizes, seed: int) -> dict[st
             rng = np.random.default_rng(seed + 100 * draw + n)
             idx = rng.permutation(len(values))
             train, test = idx[:n], idx[n:]
-            tuned = predictor.copy().fit([graphs[i] for i in train], values[train], seed=draw)
-            mean, _ = tuned.predict([graphs[i] for i in test])
+            tuned = predictor.copy().fit(encoded.subset(train), values[train], seed=draw)
+            mean, _ = tuned.predict_encoded(encoded.subset(test))
             metrics.append(ranking_metrics(mean, values[test]))
         rows[f"few-shot {n}"] = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
     return rows
@@ -107,7 +107,8 @@ def main() -> None:
         labelled, proxies = load_task(task, args.data, limit=limit, seed=args.seed, n_jobs=args.jobs)
         graphs, y = list(labelled.graphs), labelled.values
         started = time.perf_counter()
-        mean, _ = predictor.predict(graphs)
+        encoded = predictor.encode(graphs)
+        mean, _ = predictor.predict_encoded(encoded)
         predict_s = time.perf_counter() - started
         rows = {"NAS-Assist zero-shot": ranking_metrics(mean, y)}
         rows["NAS-Assist zero-shot"]["predict_s_per_1000"] = 1000 * predict_s / len(y)
@@ -120,7 +121,7 @@ def main() -> None:
                 rows[f"{proxy} (stored)"] = ranking_metrics(proxies[key][ok], y[ok])
         rows["GRAF features + RF (NB101)"] = ranking_metrics(forest.predict(graph_feature_matrix(graphs)), y)
         if name in ("nb201-c10", "nb301"):
-            rows.update(_few_shot(predictor, graphs, y, sizes, args.seed))
+            rows.update(_few_shot(predictor, encoded, y, sizes, args.seed))
         results[name] = rows
         scatter[name] = (mean, y)
         print(f"{name:24s} n={len(y):5d}  NAS-Assist SRCC {rows['NAS-Assist zero-shot']['spearman']:.3f}  "

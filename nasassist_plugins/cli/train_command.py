@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         pretrain_epochs=args.pretrain_epochs,
         pretrain_max_minutes=0.35 * budget,
         supervised_epochs=args.supervised_epochs,
-        supervised_max_minutes=0.45 * budget,
+        supervised_max_minutes=0.4 * budget,
+        regressor_max_minutes=0.25 * budget,
         seed=args.seed,
         notes={"leave_out": args.leave_out, "tasks": [t.name for t in tasks]},
     )

@@ -55,9 +55,12 @@ def _path_lengths(graph: ComputationalGraph, allowed: frozenset[str] | None) -> 
     return float(min(shortest[i] for i in outs)), float(max(longest[i] for i in outs))
 
 
-def graph_features(graph: ComputationalGraph) -> np.ndarray:
-    """Feature vector: log size figures, op-group counts, path lengths per group, degree stats."""
-    small = coarsen(graph)
+def graph_features(graph: ComputationalGraph, coarse: ComputationalGraph | None = None) -> np.ndarray:
+    """Feature vector: log size figures, op-group counts, path lengths per group, degree stats.
+
+    ``coarse`` is ``coarsen(graph)`` when the caller already has it.
+    """
+    small = coarse if coarse is not None else coarsen(graph)
     counts = small.op_counts()
     features = [
         math.log1p(graph.num_parameters),
@@ -75,11 +78,12 @@ def graph_features(graph: ComputationalGraph) -> np.ndarray:
     return np.asarray(features, dtype=np.float64)
 
 
-def graph_feature_matrix(graphs) -> np.ndarray:
+def graph_feature_matrix(graphs, coarse=None) -> np.ndarray:
     """Stacked :func:`graph_features` of several graphs, shape (n, NUM_GRAPH_FEATURES)."""
     if not graphs:
         return np.zeros((0, NUM_GRAPH_FEATURES))
-    return np.stack([graph_features(g) for g in graphs])
+    coarse = coarse if coarse is not None else [None] * len(graphs)
+    return np.stack([graph_features(g, c) for g, c in zip(graphs, coarse)])
 
 
 #: Length of the :func:`graph_features` vector.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 import logging
 import time
 from pathlib import Path
@@ -42,6 +43,21 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safeten
 
 class PredictorError(NASAssistError, ValueError):
     """Bad predictor input (empty graph, wrong weights file, version mismatch, ...)."""
+
+
+@dataclass
+class EncodedArchitectures:
+    """Output of :meth:`Predictor.encode`: embeddings (n, 512) and regressor inputs."""
+
+    embeddings: torch.Tensor
+    inputs: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "EncodedArchitectures":
+        index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        return EncodedArchitectures(self.embeddings[index], self.inputs[index])
 
 
 class FeatureScaler(nn.Module):
@@ -117,11 +133,13 @@ class Predictor:
         for _, module in self._modules():
             module.eval()
 
-    def regressor_inputs(self, graphs: Sequence[ComputationalGraph], z: torch.Tensor) -> torch.Tensor:
+    def regressor_inputs(
+        self, graphs: Sequence[ComputationalGraph], z: torch.Tensor, coarse: Sequence[ComputationalGraph] | None = None
+    ) -> torch.Tensor:
         """Embeddings, plus the standardised GRAF-style graph features when enabled."""
         if self.scaler.num_features == 0:
             return z
-        features = torch.tensor(graph_feature_matrix(graphs), dtype=torch.float32)
+        features = torch.tensor(graph_feature_matrix(graphs, coarse), dtype=torch.float32)
         return torch.cat([z, self.scaler(features)], dim=1)
 
     def to_graphs(self, items: Iterable[Any], example_input: Any = None) -> list[ComputationalGraph]:
@@ -162,31 +180,46 @@ class Predictor:
         for k, op in enumerate(new):
             self.unknown_op_ids[op] = first + k
 
-    def _batches(self, graphs: Sequence[ComputationalGraph], batch_size: int):
-        self._register_unknown_ops(graphs)
-        datas = [graph_to_data(coarsen(g), self.unknown_op_ids) for g in graphs]
-        for start in range(0, len(datas), batch_size):
-            yield collate(datas[start : start + batch_size])
+    @torch.no_grad()
+    def _embed_coarse(self, coarse: Sequence[ComputationalGraph], batch_size: int) -> torch.Tensor:
+        """Embeddings of already coarsened graphs."""
+        if not coarse:
+            return torch.zeros((0, EMBEDDING_DIM))
+        self._register_unknown_ops(coarse)
+        self._eval()
+        datas = [graph_to_data(g, self.unknown_op_ids) for g in coarse]
+        return torch.cat([self.encoder(collate(datas[i : i + batch_size])) for i in range(0, len(datas), batch_size)])
 
     # ------------------------------------------------------------------ inference
-    @torch.no_grad()
     def embed(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> np.ndarray:
         """512-d embeddings, shape (n, 512)."""
         graphs = self.to_graphs(items, example_input)
-        if not graphs:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        self._eval()
-        out = [self.encoder(b) for b in self._batches(graphs, batch_size)]
-        return torch.cat(out).numpy()
+        return self._embed_coarse([coarsen(g) for g in graphs], batch_size).numpy()
+
+    def encode(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> "EncodedArchitectures":
+        """Encode architectures once (embeddings and regressor inputs) for repeated predict/fit.
+
+        The encoder is frozen during :meth:`fit`, so a caller that predicts and fine-tunes
+        on the same architectures many times (a sampler, a few-shot benchmark) pays for
+        graph conversion and encoding only once.
+        """
+        graphs = self.to_graphs(items, example_input)
+        coarse = [coarsen(g) for g in graphs]
+        z = self._embed_coarse(coarse, batch_size)
+        return EncodedArchitectures(z, self.regressor_inputs(graphs, z, coarse))
 
     def predict(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Predicted score and its uncertainty (standard deviation) for every item."""
-        graphs = self.to_graphs(items, example_input)
-        z = torch.from_numpy(self.embed(graphs, batch_size=batch_size))
+        return self.predict_encoded(self.encode(items, example_input, batch_size))
+
+    @torch.no_grad()
+    def predict_encoded(self, encoded: "EncodedArchitectures") -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` for architectures already passed through :meth:`encode`."""
+        z, x = encoded.embeddings, encoded.inputs
         if z.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
         with torch.no_grad():
-            mean, std = self.regressor(self.regressor_inputs(graphs, z), self.clusterer.memberships(z), self.clusterer.novelty(z))
+            mean, std = self.regressor(x, self.clusterer.memberships(z), self.clusterer.novelty(z))
         return (mean.numpy() * self.target_scale + self.target_offset, std.numpy() * abs(self.target_scale))
 
     def cluster_memberships(self, items: Iterable[Any], example_input: Any = None) -> np.ndarray:
@@ -233,9 +266,9 @@ class Predictor:
         returns values on that scale. ``refit_gate`` also refits the GMM gate on the
         new embeddings (useful with a few hundred points, not with tens).
         """
+        encoded = items if isinstance(items, EncodedArchitectures) else self.encode(items, example_input)
+        z, x = encoded.embeddings, encoded.inputs
         y = np.asarray(values, dtype=np.float64).reshape(-1)
-        graphs = self.to_graphs(items, example_input)
-        z = torch.from_numpy(self.embed(graphs))
         if z.shape[0] != y.shape[0]:
             raise PredictorError(f"fit got {z.shape[0]} architectures but {y.shape[0]} values")
         if y.shape[0] < 2:
@@ -247,7 +280,7 @@ class Predictor:
         if refit_gate and y.shape[0] >= 20:
             candidates = [k for k in (1, 2, 3, 4) if k <= self.clusterer.num_components and k <= y.shape[0] // 10] or [1]
             self.fit_gate(z.numpy(), candidates=candidates, random_state=seed)
-        train_regressor(self.regressor, self.clusterer, z, target, inputs=self.regressor_inputs(graphs, z),
+        train_regressor(self.regressor, self.clusterer, z, target, inputs=x,
                         epochs=epochs, lr=lr, max_seconds=max_seconds, seed=seed)
         self.target_offset, self.target_scale = offset, scale
         self.target_description = "values given to fit()"

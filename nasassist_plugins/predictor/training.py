@@ -58,6 +58,7 @@ class TrainingConfig:
     supervised_epochs: int = 6
     supervised_max_minutes: float = 20.0
     regressor_epochs: int = 60
+    regressor_max_minutes: float = 10.0
     gmm_candidates: tuple[int, ...] = (2, 4, 6, 8, 12, 16)
     batch_size: int = 64
     seed: int = 0
@@ -167,7 +168,8 @@ def train_predictor(
     if predictor.scaler.num_features:
         predictor.scaler.fit(graph_feature_matrix(graphs))
     train_regressor(predictor.regressor, predictor.clusterer, z, torch.tensor(targets, dtype=torch.float32),
-                    inputs=predictor.regressor_inputs(graphs, z), epochs=config.regressor_epochs, seed=config.seed)
+                    inputs=predictor.regressor_inputs(graphs, z), epochs=config.regressor_epochs,
+                    max_seconds=60 * config.regressor_max_minutes, seed=config.seed)
     timings["gate_and_regressor_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
