@@ -8,8 +8,14 @@ from scipy.stats import kendalltau, spearmanr
 
 def ndcg_at_k(predicted: np.ndarray, true: np.ndarray, k: int = 10) -> float:
     """NDCG@k with the true accuracy as relevance (thesis definition): DCG of the k
-    architectures ranked best by the prediction over the DCG of the true top k."""
+    architectures ranked best by the prediction over the DCG of the true top k.
+
+    Relevance must be non-negative; targets that can be negative (a negative L2 error)
+    are shifted so that the worst architecture has relevance 0.
+    """
     predicted, true = np.asarray(predicted, float), np.asarray(true, float)
+    if true.size and true.min() < 0:
+        true = true - true.min()
     k = min(k, len(true))
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = float((true[np.argsort(-predicted)[:k]] * discount).sum())
