@@ -35,6 +35,7 @@ def test_wheel_ships_adapters_under_the_namespace(tmp_path):
     assert "nasassist_plugins/adapters/torch_adapter.py" in names
     assert "nasassist_plugins/adapters/cells/__init__.py" in names
     assert "nasassist_plugins/graph/computational_graph.py" in names
+    assert "nasassist_plugins/predictor/weights/default.safetensors" in names
     assert not [n for n in names if n.startswith("adapters/")], "a top-level `adapters` package would shadow PyPI's"
     top_level = {n.split("/")[0] for n in names if not n.endswith(".dist-info/") and "/" in n}
     assert top_level <= {"nasassist_plugins"} | {n.split("/")[0] for n in names if ".dist-info" in n}

@@ -159,3 +159,15 @@ def test_coarsen_handles_activation_fused_forward_into_a_norm():
     small = coarsen(g)
     small.validate()
     assert [n.op_type for n in small.nodes] == ["input", "batchnorm", "output"]
+
+
+def test_shipped_default_weights_load_and_score_a_model():
+    """The weights inside the package load with safetensors and score a user's model."""
+    from nasassist_plugins.predictor.predictor import DEFAULT_WEIGHTS
+
+    assert DEFAULT_WEIGHTS.is_file(), "default weights must ship with the package"
+    assert DEFAULT_WEIGHTS.stat().st_size <= 25 * 1024 * 1024
+    predictor = Predictor.load_default()
+    assert {f["family"] for f in predictor.training_info["families"]} == {"nb101", "nb201", "nb301", "tnb101"}
+    mean, std = predictor.predict([ResidualCNN()], example_input=(1, 3, 32, 32))
+    assert np.isfinite(mean).all() and np.all(std > 0)
