@@ -171,3 +171,18 @@ def test_shipped_default_weights_load_and_score_a_model():
     assert {f["family"] for f in predictor.training_info["families"]} == {"nb101", "nb201", "nb301", "tnb101"}
     mean, std = predictor.predict([ResidualCNN()], example_input=(1, 3, 32, 32))
     assert np.isfinite(mean).all() and np.all(std > 0)
+
+
+def test_training_pipeline_end_to_end(nb201_graphs):
+    """Pre-training, supervised shaping, GMM gate and experts run and learn the synthetic ranking."""
+    from scipy.stats import spearmanr
+
+    from nasassist_plugins.predictor.training import LabelledSet, TrainingConfig, train_predictor
+
+    graphs, y = nb201_graphs
+    config = TrainingConfig(hidden_dim=32, ensemble_size=2, pretrain_epochs=1, supervised_epochs=2,
+                            regressor_epochs=20, gmm_candidates=(1, 2))
+    predictor = train_predictor([LabelledSet("toy", "toy", graphs[:30], y[:30])], graphs[30:], config, progress=False)
+    assert set(predictor.training_info["timings"]) >= {"pretrain_s", "supervised_s", "gate_and_regressor_s"}
+    mean, _ = predictor.predict(graphs[30:])
+    assert spearmanr(mean, y[30:]).statistic > 0.5

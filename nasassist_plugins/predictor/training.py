@@ -73,17 +73,18 @@ def rank_normalise(values: np.ndarray) -> np.ndarray:
     return (rankdata(values) - 1) / (len(values) - 1)
 
 
-def _featurise(graphs: Sequence[ComputationalGraph], with_spectrum: bool, progress: bool, desc: str):
+def _featurise(graphs: Sequence[ComputationalGraph], progress: bool, desc: str):
+    """Coarsen each graph once; return (encoder inputs with Laplacian spectra, coarse graphs)."""
     from tqdm.auto import tqdm
 
-    datas = []
+    datas, coarse = [], []
     for g in tqdm(graphs, desc=desc, disable=not progress):
         small = coarsen(g)
         data = graph_to_data(small)
-        if with_spectrum:
-            data.spectrum = torch.from_numpy(laplacian_spectrum(small)).unsqueeze(0)
+        data.spectrum = torch.from_numpy(laplacian_spectrum(small)).unsqueeze(0)
         datas.append(data)
-    return datas
+        coarse.append(small)
+    return datas, coarse
 
 
 def _supervised_encoder_training(predictor: Predictor, datas, targets: np.ndarray, groups: np.ndarray,
@@ -146,8 +147,8 @@ def train_predictor(
     graphs = [g for s in labelled for g in s.graphs]
     targets = np.concatenate([rank_normalise(s.values) for s in labelled])
     groups = np.concatenate([np.full(len(s.values), k) for k, s in enumerate(labelled)])
-    datas = _featurise(graphs, with_spectrum=True, progress=progress, desc="featurising labelled graphs")
-    extra = _featurise(list(unlabelled), with_spectrum=True, progress=progress, desc="featurising unlabelled graphs")
+    datas, coarse = _featurise(graphs, progress=progress, desc="featurising labelled graphs")
+    extra, _ = _featurise(list(unlabelled), progress=progress, desc="featurising unlabelled graphs")
     timings["featurise_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -166,9 +167,9 @@ def train_predictor(
         z = torch.cat([predictor.encoder(collate(datas[i : i + 512])) for i in range(0, len(datas), 512)])
     predictor.fit_gate(z.numpy(), candidates=config.gmm_candidates, random_state=config.seed)
     if predictor.scaler.num_features:
-        predictor.scaler.fit(graph_feature_matrix(graphs))
+        predictor.scaler.fit(graph_feature_matrix(graphs, coarse))
     train_regressor(predictor.regressor, predictor.clusterer, z, torch.tensor(targets, dtype=torch.float32),
-                    inputs=predictor.regressor_inputs(graphs, z), epochs=config.regressor_epochs,
+                    inputs=predictor.regressor_inputs(graphs, z, coarse), epochs=config.regressor_epochs,
                     max_seconds=60 * config.regressor_max_minutes, seed=config.seed)
     timings["gate_and_regressor_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
