@@ -116,7 +116,7 @@ def _supervised_encoder_training(predictor: Predictor, datas, targets: np.ndarra
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if time.perf_counter() - started > 60 * config.supervised_max_minutes:
             _logger.info("supervised encoder training stopped at its time budget after %d steps", step + 1)
             break
