@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up NAS-Assist on a fresh machine: a virtual environment in .venv with a CPU build
 # of PyTorch (pinned: an unpinned `torch` pulls a multi-GB CUDA build) and the package
-# installed editable with its test extras. Safe to run again: it only adds what is missing.
+# installed editable with its test and NNI extras. Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -15,5 +15,5 @@ if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$
     # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL may point pip at PyTorch's CPU wheel index elsewhere.
     "$VPY" -m pip install --quiet "torch==$TORCH_VERSION"
 fi
-"$VPY" -m pip install --quiet -e ".[test]"
+"$VPY" -m pip install --quiet -e ".[test,nni]"
 echo "NAS-Assist is set up in $(pwd)/.venv (torch $("$VPY" -c 'import torch; print(torch.__version__)'))"

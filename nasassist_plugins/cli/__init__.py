@@ -15,9 +15,11 @@ from typing import Sequence
 from nasassist_plugins import __version__
 from nasassist_plugins.cli import evaluate_command, graph_command, train_command
 from nasassist_plugins.cli import relevance_command, score_command, embed_command
+from nasassist_plugins.cli import improve_command
 from nasassist_plugins.errors import NASAssistError
 
-_COMMANDS = (graph_command, train_command, evaluate_command, relevance_command, score_command, embed_command)
+_COMMANDS = (graph_command, train_command, evaluate_command, relevance_command, score_command, embed_command,
+             improve_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,116 @@
+"""``nasassist improve file.py:Net``: propose a better model (Algorithm 3) and print the diff.
+
+The model file is read as text and every version of the model — the original included —
+is built in the sandbox, never imported into this process. Proposals come from the
+offline relevance-guided mutator, or from an OpenAI-compatible LLM when ``--llm-model``
+and ``--base-url`` are given (falling back to the offline mutator on any LLM failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor
+from nasassist_plugins.errors import NASAssistError
+
+
+class ImproveCommandError(NASAssistError, ValueError):
+    """Options of ``nasassist improve`` that cannot be honoured."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "improve",
+        help="propose a better version of a model (relevance-annotated LLM prompt or offline mutator) and print the diff",
+        description=(
+            "Runs the improvement loop on the class CLASS of FILE: annotate layers with their relevance, ask the "
+            "proposer for a new model, build it in a sandboxed process, score it with the predictor, and repeat "
+            "until --threshold or --max-iter. Prints a unified diff headed 'predicted A → B' and the explanation."
+        ),
+    )
+    parser.add_argument("spec", metavar="FILE.py:CLASS")
+    parser.add_argument("--input-shape", required=True, help="example input shape, e.g. 1,3,32,32")
+    parser.add_argument("--threshold", type=float, help="stop when a proposal's predicted score reaches this value")
+    parser.add_argument("--max-iter", type=int, default=10, help="MAX_ITERATION of Algorithm 3 (default 10)")
+    parser.add_argument("--param-budget", type=float, default=0.5, help="allowed parameter change, fraction (default 0.5)")
+    parser.add_argument("--llm-model", help="model name on an OpenAI-compatible server (with --base-url)")
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:11434/v1")
+    parser.add_argument("--api-key-env", default="NASASSIST_LLM_API_KEY",
+                        help="environment variable holding the API key (default NASASSIST_LLM_API_KEY)")
+    parser.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per LLM request (default 60)")
+    parser.add_argument("--max-llm-calls", type=int, default=40, help="cap on LLM requests, retries included (default 40)")
+    parser.add_argument("--sandbox-timeout", type=float, default=60.0, help="wall-clock seconds per sandboxed build (default 60)")
+    parser.add_argument("--sandbox-memory-mb", type=float, default=2048.0, help="memory for a sandboxed build (default 2048)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_weights_argument(parser)
+    parser.add_argument("--out", type=Path, help="write the best source to this file")
+    parser.add_argument("--json", type=Path, help="write the result and history as JSON")
+    parser.add_argument("--quiet", action="store_true", help="do not print one line per iteration")
+    parser.set_defaults(func=run)
+
+
+def _split_spec(spec: str) -> tuple[Path, str]:
+    path_text, sep, cls = spec.rpartition(":")
+    if not sep or not path_text.endswith(".py") or not cls.isidentifier():
+        raise ImproveCommandError(f"SPEC must be file.py:ClassName, got {spec!r}")
+    path = Path(path_text)
+    if not path.is_file():
+        raise ImproveCommandError(f"model file not found: {path}")
+    return path, cls
+
+
+def run(args: argparse.Namespace) -> int:
+    from nasassist_plugins.adapters.spec import parse_input_shape
+    from nasassist_plugins.mutation import (
+        LLMConfig,
+        LLMProposer,
+        RelevanceGuidedMutator,
+        Sandbox,
+        SandboxLimits,
+        improve,
+    )
+
+    path, entry = _split_spec(args.spec)
+    shape = parse_input_shape(args.input_shape)
+    if args.max_iter < 1:
+        raise ImproveCommandError(f"--max-iter must be positive, got {args.max_iter}")
+    if bool(args.llm_model) != bool(args.base_url):
+        raise ImproveCommandError("--llm-model and --base-url go together (give both, or neither for the offline mutator)")
+    source = path.read_text(encoding="utf-8")
+    predictor = load_predictor(args.weights)
+    sandbox = Sandbox(SandboxLimits(wall_s=args.sandbox_timeout, cpu_s=args.sandbox_timeout,
+                                    memory_mb=args.sandbox_memory_mb))
+    offline = RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox)
+    proposer: object = offline
+    if args.llm_model:
+        config = LLMConfig(model=args.llm_model, base_url=args.base_url, api_key_env=args.api_key_env,
+                           timeout_s=args.llm_timeout, max_calls=args.max_llm_calls)
+        proposer = LLMProposer(config, fallback=offline)
+
+    def progress(row) -> None:  # one line per round, on stderr so stdout stays a clean diff
+        if args.quiet:
+            return
+        outcome = f"predicted {row.predicted:.4f}" if row.accepted else f"refused ({row.reason[:120]})"
+        print(f"[{row.iteration}/{args.max_iter}] {row.origin}: {outcome}", file=sys.stderr, flush=True)
+
+    result = improve(source, entry=entry, example_input=shape, threshold=args.threshold, max_iterations=args.max_iter,
+                     proposer=proposer, predictor=predictor, sandbox=sandbox, param_budget=args.param_budget,
+                     seed=args.seed, on_iteration=progress)
+    print(f"{entry}: {result.header()}  ({result.baseline_num_params:,} → {result.num_params:,} parameters, "
+          f"{result.iterations} iteration{'s' if result.iterations != 1 else ''}, "
+          f"{'threshold reached' if result.converged else 'threshold not reached' if args.threshold is not None else 'no threshold'})")
+    diff = result.diff(fromfile=f"a/{path.name}", tofile=f"b/{path.name}")
+    print(diff if diff else "(no proposal beat the original model; source unchanged)")
+    if result.explanation:
+        print(f"Explanation: {result.explanation}")
+    if args.out is not None:
+        args.out.write_text(result.source, encoding="utf-8")
+        print(f"wrote {args.out}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=1))
+        print(f"wrote {args.json}")
+    return 0

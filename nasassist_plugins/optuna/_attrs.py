@@ -1,0 +1,20 @@
+"""Names of the trial attributes NAS-Assist writes into an Optuna study's storage.
+
+Everything the sampler and pruner need to be correct with many workers and after a
+restart lives in the storage under these keys, never only in process memory.
+"""
+
+PREFIX = "nasassist:"
+PLAN = PREFIX + "plan"  # system attr: the parameter set the trial must take (JSON-able dict)
+PREDICTED_MEAN = PREFIX + "predicted_mean"  # system attr: predicted score (larger is better)
+PREDICTED_STD = PREFIX + "predicted_std"  # system attr: its uncertainty
+ZERO_SHOT = PREFIX + "zero_shot"  # system attr: zero-shot rank score (comparable across trials)
+PREDICTION_SCALE = PREFIX + "prediction_scale"  # system attr: "zero-shot rank" or "fine-tuned (n trials)"
+CANDIDATES = PREFIX + "n_candidates"  # system attr: candidates scored for this trial
+ORIGIN = PREFIX + "origin"  # system attr: "random", "mutation", "proposer", "enqueued" or "base-sampler"
+THRESHOLD = PREFIX + "threshold"  # system attr: predicted mean below which candidates were dropped
+
+# user attrs, shown by optuna-dashboard
+USER_PREDICTED = "nasassist_predicted"
+USER_UNCERTAINTY = "nasassist_uncertainty"
+USER_SCALE = "nasassist_prediction_scale"

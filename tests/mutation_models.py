@@ -1,0 +1,30 @@
+"""Small model sources for the mutation tests (kept as text: they are built in the sandbox)."""
+
+SMALL_CNN = '''\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    """A tiny CNN with a Sequential stem, a residual-able block and a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        )
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return self.head(x.mean(dim=(2, 3)))
+'''
