@@ -26,7 +26,7 @@ from optuna_space import EXAMPLE_INPUT, build_model
 from postgres_server import PostgresServer, PostgresUnavailable
 
 WORKER = Path(__file__).with_name("optuna_space.py")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 
 
 @pytest.fixture(scope="module")

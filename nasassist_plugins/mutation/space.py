@@ -7,21 +7,16 @@ choices numeric), and any other choice of an unordered categorical.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Mapping
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from nasassist_plugins.search.candidates import params_key, sample_value
 
 __all__ = ["contains", "coerce", "neighbours", "params_key", "random_params", "random_value"]
 
 _LOG_FACTOR = 1.5
-
-
-def params_key(params: Mapping[str, Any]) -> str:
-    """A canonical text of a parameter dict (for de-duplication and caches)."""
-    return json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True, default=repr)
 
 
 def _is_ordered(distribution: CategoricalDistribution) -> bool:
@@ -69,23 +64,8 @@ def coerce(distribution: BaseDistribution, value: Any) -> Any:
 
 
 def random_value(distribution: BaseDistribution, rng: np.random.RandomState) -> Any:
-    """A uniformly random value (log-uniform on log scales)."""
-    if isinstance(distribution, CategoricalDistribution):
-        return distribution.choices[int(rng.randint(len(distribution.choices)))]
-    if isinstance(distribution, IntDistribution):
-        if distribution.log:
-            value = int(round(math.exp(rng.uniform(math.log(distribution.low), math.log(distribution.high)))))
-            return min(max(value, distribution.low), distribution.high)
-        steps = (distribution.high - distribution.low) // distribution.step
-        return int(distribution.low + distribution.step * rng.randint(steps + 1))
-    if isinstance(distribution, FloatDistribution):
-        if distribution.log:
-            return float(math.exp(rng.uniform(math.log(distribution.low), math.log(distribution.high))))
-        if distribution.step is not None:
-            steps = int(round((distribution.high - distribution.low) / distribution.step))
-            return float(distribution.low + distribution.step * rng.randint(steps + 1))
-        return float(rng.uniform(distribution.low, distribution.high))
-    raise TypeError(f"unsupported distribution {type(distribution).__name__}")
+    """A uniformly random value (log-uniform on log scales): the search core's draw."""
+    return sample_value(distribution, rng)
 
 
 def random_params(distributions: Mapping[str, BaseDistribution], rng: np.random.RandomState) -> dict[str, Any]:
