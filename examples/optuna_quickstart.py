@@ -116,7 +116,7 @@ def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
         table.add_row(str(t.number), f"{t.value:.4f}", f"{t.user_attrs.get('nasassist_predicted', float('nan')):.3f}",
                       str(t.user_attrs.get("nasassist_prediction_scale", "-")),
                       str(t.system_attrs.get("nasassist:origin", "-")), describe(t.params))
-    console = Console()
+    console = Console(width=130)
     console.print(table)
     console.print(
         f"{len(trials)} trials ({len(complete)} complete, {len(pruned)} pruned) in {seconds:.0f} s; "
