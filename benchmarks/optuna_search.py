@@ -237,16 +237,18 @@ def plot(summaries: dict[str, dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(summaries), figsize=(5 * len(summaries), 4), squeeze=False)
+    colours = {m: plt.get_cmap("tab10")(k) for k, m in enumerate(METHODS)}
     for ax, (name, summary) in zip(axes[0], summaries.items()):
         for method, row in summary["methods"].items():
-            curve = np.maximum(np.asarray(row["regret_curve"]), 1e-4)
-            ax.plot(np.arange(1, curve.size + 1), curve, label=method, lw=2 if method.startswith("nasassist") else 1.2)
+            curve = np.maximum(np.asarray(row["regret_curve"]), 1e-4)  # 1e-4: regret 0 on a log axis
+            ax.plot(np.arange(1, curve.size + 1), curve, label=method, color=colours[method],
+                    lw=2.2 if method == "nasassist" else 1.2)
+        ax.legend(fontsize=7)
         ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("trials")
         ax.set_ylabel("regret (best possible − best so far)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
