@@ -17,8 +17,11 @@ import os
 import sys
 from pathlib import Path
 
+import warnings
+
 import optuna
 
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
 sys.path.insert(0, str(Path(__file__).parent))
 from optuna_quickstart import EXAMPLE_INPUT, build_model, load_data, make_objective  # noqa: E402
 
