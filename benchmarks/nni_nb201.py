@@ -145,7 +145,7 @@ def encodings_for(predictor, family, weights: Path, log: logging.Logger):
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("NASASSIST_CACHE") or default_cache_dir()) / f"nni_nb201_encodings-{digest}.pt"
     if cache.is_file():
-        saved = torch.load(cache)
+        saved = torch.load(cache, weights_only=True)  # tensors, strings and lists only: no unpickling
         if saved.get("specs") == list(family.specs):
             log.info("encodings loaded from %s", cache)
             return EncodedArchitectures(saved["embeddings"], saved["inputs"]), 0.0
