@@ -157,6 +157,7 @@ class NASAssistSampler(BaseSampler):
             n_startup_trials=n_exploration_trials, use_predictor=bool(use_predictor),
         )
         self._built: dict[str, _Candidate] = {}
+        self._unplanned: dict[int, dict[str, Any] | None] = {}  # trial id → builder params (finished trials only)
         self._lock = threading.RLock()
         self._warned_no_builder = False
 
@@ -237,7 +238,7 @@ class NASAssistSampler(BaseSampler):
         for t in trials:
             if t._trial_id == trial_id:
                 continue
-            params = _plan_of(t) or (self._builder_params(t.params) if t.state.is_finished() else None)
+            params = _plan_of(t) or (self._builder_params(t) if t.state.is_finished() else None)
             if not params:
                 continue
             built = self._built.get(params_key(params))
@@ -300,15 +301,16 @@ class NASAssistSampler(BaseSampler):
             decision.predicted_std, scale,
         )
 
-    def _builder_params(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The subset of a finished trial's params the builder reads (trials run without a plan)."""
-        try:
-            candidate = self._build(CandidateTrial(np.random.RandomState(0), forced=params))
-        except _BuildFailure:
-            return None
-        if any(name not in params for name in candidate.params):
-            return None
-        return candidate.params
+    def _builder_params(self, trial: FrozenTrial) -> dict[str, Any] | None:
+        """The subset of a finished, unplanned trial's params the builder reads (built once per trial)."""
+        if trial._trial_id not in self._unplanned:
+            try:
+                candidate = self._build(CandidateTrial(np.random.RandomState(0), forced=trial.params))
+                complete = all(name in trial.params for name in candidate.params)
+                self._unplanned[trial._trial_id] = candidate.params if complete else None
+            except _BuildFailure:
+                self._unplanned[trial._trial_id] = None
+        return self._unplanned[trial._trial_id]
 
     # ------------------------------------------------------------------ building
     def _build(self, candidate_trial: CandidateTrial) -> "_Candidate":

@@ -2,10 +2,12 @@
 
 One implementation of "which candidate runs next" for every front end:
 
+    planner.Planner    candidate pool → scored decision (the loop every front end calls)
     StudySurrogate     zero-shot predictor → study-specific surrogate (fine-tuned on results)
     select_candidate   drop candidates predicted below a quantile, maximise an acquisition
     acquisition_values UCB / expected improvement / mean
-    candidates         random draws and local mutations over Optuna distributions
+    sample_value, mutate_value, params_key   draws, mutations and keys over Optuna distributions
+    space.SearchSpace  a space as Optuna distributions (+ mutables without an equivalent)
     SearchError        bad search configuration (a ValueError)
 """
 
