@@ -89,6 +89,7 @@ class StudySurrogate:
         self.fit_epochs = _positive_int(fit_epochs, "fit_epochs")
         self.seed = int(seed)
         self._encodings: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._zero_shot: dict[str, float] = {}
         self._fitted: Predictor | _GaussianProcessHead | None = None
         self._fitted_on = 0
         self._n_refits = 0
@@ -123,6 +124,7 @@ class StudySurrogate:
         with self._lock:
             for k, key in enumerate(keys):
                 self._encodings[key] = (encoded.embeddings[k], encoded.inputs[k])
+                self._zero_shot.pop(key, None)
 
     def encode(self, keys: Sequence[str], graphs: Sequence[ComputationalGraph]) -> None:
         """Encode the graphs whose keys are not cached yet."""
@@ -153,19 +155,26 @@ class StudySurrogate:
         with self._lock:
             encoded = self._stack(keys)
             if isinstance(self._fitted, _GaussianProcessHead):
-                return self._fitted.predict(self._gp_features(encoded))
+                return self._fitted.predict(self._gp_features(keys, encoded))
             return (self._fitted or self.predictor).predict_encoded(encoded)
 
     def predict_zero_shot(self, keys: Sequence[str]) -> np.ndarray:
-        """Zero-shot rank scores of encoded architectures (comparable across studies)."""
+        """Zero-shot rank scores of encoded architectures (comparable across studies).
+
+        Each architecture is scored once: the GP's features reuse the score at every refit.
+        """
         if not keys:
             return np.zeros(0)
         with self._lock:
-            return self.predictor.predict_encoded(self._stack(keys))[0]
+            missing = list(dict.fromkeys(key for key in keys if key not in self._zero_shot))
+            if missing:
+                scores = self.predictor.predict_encoded(self._stack(missing))[0]
+                self._zero_shot.update(zip(missing, scores.tolist()))
+            return np.array([self._zero_shot[key] for key in keys])
 
-    def _gp_features(self, encoded: EncodedArchitectures) -> np.ndarray:
+    def _gp_features(self, keys: Sequence[str], encoded: EncodedArchitectures) -> np.ndarray:
         """What the Gaussian process sees: the predictor's graph features and zero-shot score."""
-        zero_shot = self.predictor.predict_encoded(encoded)[0].reshape(-1, 1)
+        zero_shot = self.predict_zero_shot(keys).reshape(-1, 1)
         n_graph = self.predictor.scaler.num_features
         if n_graph:
             structure = encoded.inputs[:, -n_graph:].numpy()
@@ -212,7 +221,7 @@ class StudySurrogate:
                 previous = self._fitted if isinstance(self._fitted, _GaussianProcessHead) else None
                 reuse = previous is not None and (self._n_refits % 5) != 0
                 fitted: Predictor | _GaussianProcessHead = _GaussianProcessHead(self.seed + n).fit(
-                    self._gp_features(encoded), values, kernel=previous.kernel if reuse else None)
+                    self._gp_features(usable, encoded), values, kernel=previous.kernel if reuse else None)
                 self._n_refits += 1
             else:
                 fitted = copy.copy(self.predictor)
