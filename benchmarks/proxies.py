@@ -56,6 +56,7 @@ NASLIB_FAILED = -1e8
 PUBLISHED_NB201_C10 = {"nwot": 0.77, "synflow": 0.73}
 NB201_CSV = Path("nb201") / "nb201_cifar10_zc_proxies_valacc.csv"
 NB101_CSV = Path("nb101") / "nb101_cifar10_zc.csv"
+NB101_LABELLED_CSV = Path("nb101") / "nb101_30k_with_arch.csv"
 
 
 # ----------------------------------------------------------------------------- data
@@ -89,8 +90,14 @@ def _load_nb201(data: Path) -> list[dict[str, Any]]:
     ]
 
 
-def _load_nb101(data: Path) -> list[dict[str, Any]]:
-    """One record per distinct cell (``nb101_hash``); duplicates' stored values are averaged."""
+def _load_nb101(data: Path, extra: int = 0, seed: int = 0) -> list[dict[str, Any]]:
+    """One record per distinct cell: NASLib's proxy table, plus ``extra`` labelled cells.
+
+    NASLib's table has 292 distinct cells (``nb101_hash``; duplicates' stored values are
+    averaged) with stored proxies. To reach more architectures, ``extra`` further cells
+    are drawn (fixed seed) from the 30k labelled extract, without stored proxies; their
+    108-epoch validation accuracy (0..1) is put on NASLib's percent scale.
+    """
     path = data / NB101_CSV
     if not path.is_file():
         raise SystemExit(f"missing {path} (pass --data pointing at the shared benchmark data)")
@@ -112,8 +119,29 @@ def _load_nb101(data: Path) -> list[dict[str, Any]]:
                 "val_acc": stored["val_accuracy"],
                 "stored": stored,
                 "duplicates": len(members),
+                "source": "naslib_zc",
             }
         )
+    if extra > 0:
+        labelled = data / NB101_LABELLED_CSV
+        if not labelled.is_file():
+            raise SystemExit(f"missing {labelled} (needed for --n101 above {len(records)})")
+        with labelled.open(newline="") as fh:
+            candidates = [r for r in csv.DictReader(fh) if r["hash"] not in groups]
+        picked = np.random.default_rng(seed).permutation(len(candidates))[:extra]
+        for i in picked:
+            r = candidates[int(i)]
+            records.append(
+                {
+                    "key": r["hash"],
+                    "adjacency": json.loads(r["adjacency"]),
+                    "ops": json.loads(r["ops"]),
+                    "val_acc": 100.0 * float(r["val_acc_108"]),
+                    "stored": {},
+                    "duplicates": 1,
+                    "source": "nb101_30k",
+                }
+            )
     return records
 
 
@@ -140,30 +168,76 @@ def _score_space(
     names: list[str],
     batch: tuple[torch.Tensor, torch.Tensor],
     seed: int,
+    checkpoint: Path | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[dict[str, Any]]:
-    """Our proxies for every record (all ``names`` for the first ``n_full``, CHEAP ones after)."""
+    """Our proxies for every record (all ``names`` for the first ``n_full``, CHEAP ones after).
+
+    Each finished cell is appended to ``checkpoint`` (JSON lines); proxies already there
+    for a cell are not recomputed, so an interrupted run resumes and a later run with more
+    proxies adds only the missing ones. With
+    ``shard=(i, k)`` only every k-th cell from the i-th is scored, so k processes sharing
+    one checkpoint split the work; a last run without a shard gathers them.
+    """
     cheap = [n for n in names if n in CHEAP]
+    done = _read_checkpoint(checkpoint, space)
     results = []
     bar = tqdm(records, desc=f"{space} cells", unit="cell", dynamic_ncols=True)
     for i, rec in enumerate(bar):
+        if i % shard[1] != shard[0]:
+            continue
         wanted = names if i < n_full else cheap
+        previous = done.get(rec["key"])
+        missing = [n for n in wanted if previous is None or n not in previous["ours"]]
+        if not missing:
+            results.append(previous)
+            continue
         torch.manual_seed(seed + i)  # the random init of this cell
         model = build(rec)
         start = time.perf_counter()
-        runs = run_proxies(model, *batch, names=wanted, progress=False, seed=seed)
-        results.append(
-            {
-                "key": rec["key"],
-                "val_acc": rec["val_acc"],
-                "ours": {r.name: r.value for r in runs},
-                "seconds": {r.name: r.seconds for r in runs},
-                "errors": {r.name: r.error for r in runs if r.error},
-                "stored": {n: rec["stored"].get(n, math.nan) for n in names},
-                "total_seconds": time.perf_counter() - start,
-            }
-        )
+        runs = run_proxies(model, *batch, names=missing, progress=False, seed=seed)
+        result = {
+            "space": space,
+            "key": rec["key"],
+            "source": rec.get("source", space),
+            "val_acc": rec["val_acc"],
+            "ours": {r.name: r.value for r in runs},
+            "seconds": {r.name: r.seconds for r in runs},
+            "errors": {r.name: r.error for r in runs if r.error},
+            "stored": {n: rec["stored"].get(n, math.nan) for n in names},
+        }
+        if checkpoint is not None:
+            with checkpoint.open("a") as fh:
+                fh.write(json.dumps(_clean(result), separators=(",", ":")) + "\n")
+        results.append(_merge_cell(previous, result) if previous is not None else result)
         bar.set_postfix_str(f"{time.perf_counter() - start:.1f}s/cell")
     return results
+
+
+def _merge_cell(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """One cell's record from two runs that computed different proxies (later values win)."""
+    merged = dict(new)
+    for field in ("ours", "seconds", "errors", "stored"):
+        merged[field] = {**old.get(field, {}), **new.get(field, {})}
+    return merged
+
+
+def _read_checkpoint(path: Path | None, space: str) -> dict[str, dict[str, Any]]:
+    """Cells of ``space`` already scored in an earlier (interrupted) run, by key."""
+    if path is None or not path.is_file():
+        return {}
+    done = {}
+    for line in path.read_text().splitlines():
+        try:
+            cell = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the interruption
+        if cell.get("space") == space:
+            for field in ("ours", "stored"):
+                cell[field] = {k: (math.nan if v is None else v) for k, v in cell[field].items()}
+            key = cell["key"]
+            done[key] = _merge_cell(done[key], cell) if key in done else cell
+    return done
 
 
 def _spearman(a: list[float], b: list[float]) -> tuple[float | None, int]:
@@ -332,7 +406,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared benchmark data directory")
     p.add_argument("--n", type=int, default=500, help="NB201 cells that get every proxy")
     p.add_argument("--n-cheap", type=int, default=None, help="NB201 cells that get params/flops/synflow (default: --n)")
-    p.add_argument("--n101", type=int, default=20, help="distinct NB101 cells that get every proxy")
+    p.add_argument("--spaces", default="nb201,nb101", help="comma-separated spaces to score")
+    p.add_argument(
+        "--n101",
+        type=int,
+        default=20,
+        help="distinct NB101 cells that get every proxy (NASLib's 292 first, then cells of the 30k extract)",
+    )
     p.add_argument(
         "--n101-cheap", type=int, default=None, help="distinct NB101 cells for params/flops/synflow (default: --n101)"
     )
@@ -348,7 +428,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/proxies.json"))
     p.add_argument("--png", type=Path, default=None, help="bar chart (default: --out with .png)")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="JSON-lines file of finished cells, read to resume and appended to (default: --out with .jsonl)",
+    )
+    p.add_argument(
+        "--shard", default="0/1", help="i/k: score every k-th cell from the i-th (k processes share --checkpoint)"
+    )
+    args = p.parse_args(argv)
+    try:
+        index, count = (int(part) for part in args.shard.split("/"))
+        if not 0 <= index < count:
+            raise ValueError
+    except ValueError:
+        p.error(f"--shard must look like i/k with 0 <= i < k, got {args.shard!r}")
+    args.shard = (index, count)
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -365,17 +462,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.randint(0, 10, (args.batch_size,), generator=generator),
     )
     builders = _builders()
-    rng = np.random.default_rng(args.seed)
-    plan = [("nb201", _load_nb201(args.data), args.n, args.n_cheap)]
-    if args.n101 > 0 or (args.n101_cheap or 0) > 0:
-        plan.append(("nb101", _load_nb101(args.data), args.n101, args.n101_cheap))
+    spaces = [name for name in args.spaces.split(",") if name]
+    unknown_spaces = sorted(set(spaces) - set(builders))
+    if unknown_spaces:
+        raise SystemExit(f"unknown spaces {unknown_spaces}; available: {sorted(builders)}")
+    checkpoint = args.checkpoint or args.out.with_suffix(".jsonl")
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    plan = []
+    if "nb201" in spaces:
+        plan.append(("nb201", _load_nb201(args.data), args.n, args.n_cheap))
+    if "nb101" in spaces and (args.n101 > 0 or (args.n101_cheap or 0) > 0):
+        records = _load_nb101(args.data)
+        extra = max(args.n101, args.n101_cheap or 0) - len(records)
+        if extra > 0:
+            records = _load_nb101(args.data, extra=extra, seed=args.seed)
+        plan.append(("nb101", records, args.n101, args.n101_cheap))
     started = time.perf_counter()
     summary: list[dict[str, Any]] = []
     per_cell: dict[str, list[dict[str, Any]]] = {}
     for space, records, n_full, n_cheap in plan:
+        rng = np.random.default_rng(args.seed)
         total = min(len(records), max(n_full, n_cheap or 0))
         sample = [records[i] for i in rng.permutation(len(records))[:total]]
-        results = _score_space(space, sample, min(n_full, total), builders[space], names, batch, args.seed)
+        results = _score_space(
+            space, sample, min(n_full, total), builders[space], names, batch, args.seed, checkpoint, args.shard
+        )
         per_cell[space] = results
         summary += _summarise(space, results, records, names)
     payload = {

@@ -49,6 +49,29 @@ def test_coarsen_folds_repeats_and_fuses_chains():
     assert conv.attrs["pre_act"] == "relu" and conv.attrs["post_norm"] == "batchnorm"
 
 
+def test_coarsen_does_not_modify_its_input():
+    graph = from_torch(nb201_network("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"), (1, 3, 32, 32))
+    before = [(n.op_type, dict(n.attrs)) for n in graph.nodes], list(graph.edges)
+    small = coarsen(graph)
+    assert small.num_nodes < graph.num_nodes
+    assert ([(n.op_type, dict(n.attrs)) for n in graph.nodes], list(graph.edges)) == before
+    assert all("repeat" not in n.attrs for n in graph.nodes)
+
+
+def test_batched_prediction_equals_one_by_one(nb201_graphs):
+    """Each architecture's score is independent of the others in the batch (MoE attention path included)."""
+    graphs, y = nb201_graphs
+    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    predictor.fit_gate(predictor.embed(graphs), candidates=(1, 2))
+    predictor.fit(graphs[:20], y[:20], epochs=5, max_seconds=None)
+    encoded = predictor.encode(graphs[20:])
+    mean, std = predictor.predict_encoded(encoded)
+    for k in range(len(mean)):
+        one_mean, one_std = predictor.predict_encoded(encoded.subset([k]))
+        np.testing.assert_allclose(one_mean, mean[k : k + 1], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(one_std, std[k : k + 1], rtol=1e-5, atol=1e-5)
+
+
 def test_gmm_memberships_sum_to_one():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.normal(0, 1, (60, 8)), rng.normal(6, 1, (60, 8))])

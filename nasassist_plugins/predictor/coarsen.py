@@ -14,6 +14,7 @@ Two lossless-for-ranking reductions make the encoder 3-5x cheaper on stacked net
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 
 from nasassist_plugins.graph import ComputationalGraph, Node
 
@@ -26,10 +27,15 @@ _ACTIVATIONS = frozenset(
 
 def coarsen(graph: ComputationalGraph, *, fold_repeats: bool = True, fuse: bool = True) -> ComputationalGraph:
     """Return a coarsened copy of ``graph`` (see module docstring)."""
-    nodes = [Node(n.op_type, n.name, n.module, dict(n.attrs)) for n in graph.nodes]
+    nodes = list(graph.nodes)
     edges = list(graph.edges)
+    repeats: dict[int, int] = {}
     if fold_repeats:
-        nodes, edges = _fold_repeats(nodes, edges)
+        nodes, edges, repeats = _fold_repeats(nodes, edges)
+    # copy only the nodes that survive folding: the caller's graph is never modified
+    nodes = [Node(n.op_type, n.name, n.module, dict(n.attrs)) for n in nodes]
+    for i, count in repeats.items():
+        nodes[i].attrs["repeat"] = count
     if fuse:
         nodes, edges = _fuse(nodes, edges)
     return ComputationalGraph.from_parts(nodes, edges, name=graph.name, metadata=graph.metadata)
@@ -39,6 +45,12 @@ def _block_of(module: str | None) -> tuple[str, int] | None:
     """(container path, index) of the outermost numbered block in a module name."""
     if not module:
         return None
+    return _block_of_name(module)
+
+
+@lru_cache(maxsize=65536)
+def _block_of_name(module: str) -> tuple[str, int] | None:
+    """:func:`_block_of` for a non-empty name (cached: stacked networks repeat their names)."""
     parts = module.split(".")
     for k, part in enumerate(parts):
         if part.isdigit():
@@ -46,27 +58,40 @@ def _block_of(module: str | None) -> tuple[str, int] | None:
     return None
 
 
-def _signature(members: list[int], nodes: list[Node], edges: list[tuple[int, int]]) -> tuple:
+def _signature(members: list[int], nodes: list[Node], successors: dict[int, list[int]]) -> tuple:
+    """Structure of a block: its nodes' op and shape attributes, and its inner edges."""
     position = {n: k for k, n in enumerate(members)}
     ops = tuple(
         (nodes[i].op_type, nodes[i].attrs.get("kernel_size"), nodes[i].attrs.get("stride"),
          nodes[i].attrs.get("out_channels"), nodes[i].attrs.get("output_shape"))
         for i in members
     )
-    inner = tuple(sorted((position[s], position[t]) for s, t in edges if s in position and t in position))
+    inner = tuple(
+        sorted((position[s], position[t]) for s in members for t in successors.get(s, ()) if t in position)
+    )
     return ops, inner
 
 
-def _fold_repeats(nodes: list[Node], edges: list[tuple[int, int]]) -> tuple[list[Node], list[tuple[int, int]]]:
+def _fold_repeats(
+    nodes: list[Node], edges: list[tuple[int, int]]
+) -> tuple[list[Node], list[tuple[int, int]], dict[int, int]]:
+    """Drop repeated sibling blocks; returns kept nodes, edges and {kept node: repeat count}.
+
+    Reads ``nodes`` without modifying them.
+    """
     blocks: dict[tuple[str, int], list[int]] = defaultdict(list)
     for i, node in enumerate(nodes):
         key = _block_of(node.module)
         if key is not None:
             blocks[key].append(i)
+    successors: dict[int, list[int]] = defaultdict(list)
+    for s, t in edges:
+        successors[s].append(t)
     by_container: dict[str, list[int]] = defaultdict(list)
     for container, index in blocks:
         by_container[container].append(index)
     replace: dict[int, int] = {}  # dropped node -> node of the kept block at the same position
+    repeat: dict[int, int] = {}  # kept node -> number of copies it stands for
     for container, indices in by_container.items():
         indices.sort()
         kept_key = None
@@ -74,17 +99,17 @@ def _fold_repeats(nodes: list[Node], edges: list[tuple[int, int]]) -> tuple[list
         count = 0
         for index in indices:
             key = (container, index)
-            sig = _signature(blocks[key], nodes, edges)
+            sig = _signature(blocks[key], nodes, successors)
             if kept_sig is not None and sig == kept_sig and index == kept_key[1] + count:
                 for dropped, kept in zip(blocks[key], blocks[kept_key]):
                     replace[dropped] = kept
                 count += 1
                 for kept in blocks[kept_key]:
-                    nodes[kept].attrs["repeat"] = count
+                    repeat[kept] = count
             else:
                 kept_key, kept_sig, count = key, sig, 1
     if not replace:
-        return nodes, edges
+        return nodes, edges, {}
     keep = [i for i in range(len(nodes)) if i not in replace]
     new_index = {old: new for new, old in enumerate(keep)}
     new_edges = set()
@@ -94,7 +119,7 @@ def _fold_repeats(nodes: list[Node], edges: list[tuple[int, int]]) -> tuple[list
         s = replace.get(s, s)
         if s != t:
             new_edges.add((new_index[s], new_index[t]))
-    return [nodes[i] for i in keep], sorted(new_edges)
+    return [nodes[i] for i in keep], sorted(new_edges), {new_index[i]: c for i, c in repeat.items()}
 
 
 def _fuse(nodes: list[Node], edges: list[tuple[int, int]]) -> tuple[list[Node], list[tuple[int, int]]]:

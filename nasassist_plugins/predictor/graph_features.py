@@ -26,15 +26,23 @@ _OP_GROUPS: dict[str, frozenset[str]] = {
 }
 
 
-def _path_lengths(graph: ComputationalGraph, allowed: frozenset[str] | None) -> tuple[float, float]:
+#: Op subsets whose shortest/longest path lengths are features (None: every op).
+_PATH_GROUPS = (None, _OP_GROUPS["conv"], _OP_GROUPS["conv"] | _OP_GROUPS["linear"], _OP_GROUPS["pool"])
+
+
+def _path_lengths(
+    graph: ComputationalGraph,
+    allowed: frozenset[str] | None,
+    order: list[int],
+    preds: dict[int, list[int]],
+    outputs: list[int],
+) -> tuple[float, float]:
     """Shortest and longest input->output path, counting nodes whose op is in ``allowed``.
 
-    Paths through a ``zero`` op are cut (they carry no signal).
+    Paths through a ``zero`` op are cut (they carry no signal). ``order``, ``preds`` and
+    ``outputs`` (topological order, predecessor lists, output nodes) are shared by the
+    caller's several calls on one graph.
     """
-    order = graph.topological_order()
-    preds: dict[int, list[int]] = {}
-    for s, t in graph.edges:
-        preds.setdefault(t, []).append(s)
     inf = math.inf
     shortest = [inf] * graph.num_nodes
     longest = [-inf] * graph.num_nodes
@@ -49,7 +57,7 @@ def _path_lengths(graph: ComputationalGraph, allowed: frozenset[str] | None) -> 
         elif ps:
             shortest[i] = min(shortest[p] for p in ps) + weight
             longest[i] = max(longest[p] for p in ps) + weight
-    outs = [i for i in graph.output_nodes() if shortest[i] < inf]
+    outs = [i for i in outputs if shortest[i] < inf]
     if not outs:
         return 0.0, 0.0
     return float(min(shortest[i] for i in outs)), float(max(longest[i] for i in outs))
@@ -70,8 +78,13 @@ def graph_features(graph: ComputationalGraph, coarse: ComputationalGraph | None 
     ]
     for group in _OP_GROUPS.values():
         features.append(sum(counts.get(op, 0) for op in group))
-    for group in (None, _OP_GROUPS["conv"], _OP_GROUPS["conv"] | _OP_GROUPS["linear"], _OP_GROUPS["pool"]):
-        features.extend(_path_lengths(small, group))
+    order = small.topological_order()
+    preds: dict[int, list[int]] = {}
+    for s, t in small.edges:
+        preds.setdefault(t, []).append(s)
+    outputs = small.output_nodes()
+    for group in _PATH_GROUPS:
+        features.extend(_path_lengths(small, group, order, preds, outputs))
     indeg = np.bincount([t for _, t in small.edges], minlength=small.num_nodes)
     outdeg = np.bincount([s for s, _ in small.edges], minlength=small.num_nodes)
     features += [float(indeg.mean()), float(indeg.max()), float(outdeg.max())]

@@ -32,10 +32,13 @@ class MoEHead(nn.Module):
         expert_out = self.experts(self.trunk(x))  # (B, K)
         near = (gates * expert_out).sum(1)
         disagreement = (gates * (expert_out - near.unsqueeze(1)).pow(2)).sum(1)
-        q = self.query(x).unsqueeze(1)
-        memories = self.memories.unsqueeze(0).expand(x.shape[0], -1, -1)
-        attended, _ = self.attention(q, memories, memories, need_weights=False)
-        far = self.far_mlp(torch.cat([q, attended], dim=2).squeeze(1)).squeeze(1)
+        q = self.query(x)  # (B, hidden)
+        # Each query attends over the same K memories independently, so the B queries go in
+        # as one sequence of length B: the memories' key/value projections are computed once,
+        # not once per architecture.
+        memories = self.memories.unsqueeze(0)
+        attended, _ = self.attention(q.unsqueeze(0), memories, memories, need_weights=False)
+        far = self.far_mlp(torch.cat([q, attended.squeeze(0)], dim=1)).squeeze(1)
         w = novelty.squeeze(1)
         return (1 - w) * near + w * far, disagreement
 
