@@ -14,9 +14,11 @@ reports the Spearman / Kendall / NDCG@10 / precision-of-top-10 % on the NB201 ce
 * an unweighted rank average of the predictor and a fixed proxy set chosen before
   looking at NB201 (NWOT, ZiCo, synflow: the strongest in the literature);
 * a ridge stacker on per-family ranks [predictor, proxies], fitted on the NB101 cells;
-* the predictor's mixture-of-experts head retrained on the NB101 cells with the proxies'
-  per-family ranks appended to its inputs (proxies as predictor features), beside the
-  same retraining without them (control: only the proxies differ).
+* the predictor fine-tuned on the NB101 cells with ``Predictor.fit(..., features=...)``
+  given the proxies' per-family ranks (proxies as predictor features), beside the same
+  fine-tuning without them (control: only the proxies differ);
+* few-shot: fine-tuned on 20/50/100 labelled NB201 cells with and without the raw
+  proxies as features (mean over draws, evaluated on the other cells).
 
 Proxies enter as ranks within their family's evaluated set (0 worst .. 1 best), because
 their raw scales differ by orders of magnitude between NB101's and NB201's networks; a
@@ -45,8 +47,6 @@ import proxies as proxy_benchmark  # noqa: E402  (sibling benchmark script: its 
 from nasassist_plugins.families import load_family, spec_graph  # noqa: E402
 from nasassist_plugins.predictor import Predictor  # noqa: E402
 from nasassist_plugins.predictor.metrics import ranking_metrics  # noqa: E402
-from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor  # noqa: E402
-from nasassist_plugins.predictor.predictor import train_regressor  # noqa: E402
 
 #: Proxies averaged with the predictor, fixed a priori (literature: strongest on NB201).
 RANK_AVERAGE_SET = ("nwot", "zico", "synflow")
@@ -98,25 +98,33 @@ def _table(space: str, cells: dict[str, dict[str, Any]], names: list[str], min_c
     return keys, acc, proxies
 
 
-def _retrained_head(
-    predictor: Predictor, encoded, target: np.ndarray, extra: np.ndarray | None, seed: int
-) -> MixtureOfExpertsRegressor:
-    """The predictor's MoE head retrained on NB101 ranks, with ``extra`` inputs appended."""
-    inputs = encoded.inputs if extra is None else torch.cat([encoded.inputs, torch.tensor(extra, dtype=torch.float32)], 1)
-    torch.manual_seed(seed)
-    head = MixtureOfExpertsRegressor(inputs.shape[1], predictor.clusterer.num_components, predictor.config["ensemble_size"])
-    train_regressor(head, predictor.clusterer, encoded.embeddings, torch.tensor(target, dtype=torch.float32),
-                    inputs=inputs, epochs=150, seed=seed)
-    head.eval()
-    return head
+def _mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
 
 
-@torch.no_grad()
-def _head_predict(predictor: Predictor, head: MixtureOfExpertsRegressor, encoded, extra: np.ndarray | None) -> np.ndarray:
-    inputs = encoded.inputs if extra is None else torch.cat([encoded.inputs, torch.tensor(extra, dtype=torch.float32)], 1)
-    z = encoded.embeddings
-    mean, _ = head(inputs, predictor.clusterer.memberships(z), predictor.clusterer.novelty(z))
-    return mean.numpy()
+def _fine_tuned(predictor: Predictor, encoded, target: np.ndarray, features: np.ndarray | None, seed: int) -> Predictor:
+    """A copy of the predictor fine-tuned on (encoded, target), with optional extra features."""
+    return predictor.copy().fit(encoded, target, features=features, epochs=150, max_seconds=None, seed=seed)
+
+
+def _few_shot(predictor: Predictor, encoded, acc: np.ndarray, proxies: np.ndarray, sizes: list[int], draws: int):
+    """{size: (metrics without proxies, metrics with raw proxies as features)} on the held-out cells."""
+    rows = {}
+    for n in sizes:
+        if n >= len(acc) - 20:
+            continue
+        plain, with_proxies = [], []
+        for draw in range(draws):
+            order = np.random.default_rng(1000 * draw + n).permutation(len(acc))
+            train, held = order[:n], order[n:]
+            tuned = _fine_tuned(predictor, encoded.subset(train), acc[train], None, draw)
+            plain.append(ranking_metrics(tuned.predict_encoded(encoded.subset(held))[0], acc[held]))
+            tuned = _fine_tuned(predictor, encoded.subset(train), acc[train], proxies[train], draw)
+            held_encoded = encoded.subset(held)
+            held_encoded.features = torch.tensor(proxies[held], dtype=torch.float32)
+            with_proxies.append(ranking_metrics(tuned.predict_encoded(held_encoded)[0], acc[held]))
+        rows[n] = (_mean_metrics(plain), _mean_metrics(with_proxies))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -128,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--proxies", nargs="+", default=["params", "flops", "synflow", "nwot", "zico", "jacov"],
                         help="proxies used as features (cells lacking one are left out)")
     parser.add_argument("--min-cells", type=int, default=100)
-    parser.add_argument("--seeds", type=int, default=3, help="retraining seeds for the MoE-head rows (mean reported)")
+    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds / few-shot draws (mean reported)")
+    parser.add_argument("--few-shot", default="20,50,100", help="labelled NB201 cells for the few-shot rows")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/proxy_features.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -165,14 +174,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows["ridge stack on NB101: predictor+proxies"] = ranking_metrics(ridge.predict(stack(test)), test["acc"])
     ridge_weights = dict(zip(["predictor"] + names, map(float, ridge.coef_)))
 
-    for label, use_proxies in (("MoE head retrained on NB101 cells (control)", False),
-                               ("MoE head retrained on NB101 cells + proxy features", True)):
+    for label, use_proxies in (("predictor fine-tuned on the NB101 cells (control)", False),
+                               ("predictor fine-tuned on the NB101 cells + proxy features", True)):
         metrics = []
         for seed in range(args.seeds):
-            head = _retrained_head(predictor, train["encoded"], y_train, train["ranks"] if use_proxies else None, seed)
-            prediction = _head_predict(predictor, head, test["encoded"], test["ranks"] if use_proxies else None)
-            metrics.append(ranking_metrics(prediction, test["acc"]))
-        rows[label] = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+            tuned = _fine_tuned(predictor, train["encoded"], y_train, train["ranks"] if use_proxies else None, seed)
+            encoded = test["encoded"]
+            if use_proxies:
+                encoded = type(encoded)(encoded.embeddings, encoded.inputs, torch.tensor(test["ranks"], dtype=torch.float32))
+            metrics.append(ranking_metrics(tuned.predict_encoded(encoded)[0], test["acc"]))
+        rows[label] = _mean_metrics(metrics)
+    sizes = [int(v) for v in args.few_shot.split(",") if v]
+    for n, (plain, with_proxies) in _few_shot(predictor, test["encoded"], test["acc"], test["proxies"], sizes,
+                                               args.seeds).items():
+        rows[f"few-shot {n} NB201 labels"] = plain
+        rows[f"few-shot {n} NB201 labels + proxy features"] = with_proxies
 
     payload = {
         "command": " ".join(["proxy_features.py"] + (argv if argv is not None else sys.argv[1:])),

@@ -111,6 +111,46 @@ def test_save_load_gives_identical_predictions(tmp_path, nb201_graphs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_extra_features_start_neutral_are_learned_and_saved(tmp_path, nb201_graphs):
+    """Proxies as predictor features: widening keeps predictions, fit uses them, save/load keeps them."""
+    from scipy.stats import spearmanr
+
+    graphs, _ = nb201_graphs
+    rng = np.random.default_rng(3)
+    proxy = rng.lognormal(0, 3, len(graphs))  # heavy-tailed like synflow; the target ranks with it
+    y = np.log(proxy) + rng.normal(0, 0.1, len(graphs))
+    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    predictor.fit_gate(predictor.embed(graphs), candidates=(1, 2))
+    before, _ = predictor.predict(graphs)
+    predictor.regressor.widen_inputs(3)
+    predictor.extra_scaler = predictor_module.ExtraFeatureScaler(3)
+    widened, _ = predictor.predict(graphs, features=rng.normal(size=(len(graphs), 3)))
+    np.testing.assert_allclose(widened, before, rtol=1e-5, atol=1e-6)  # zero columns: nothing changes
+
+    plain = Predictor(hidden_dim=32, ensemble_size=2)
+    plain.fit_gate(plain.embed(graphs), candidates=(1, 2))
+    with_proxy = plain.copy()
+    plain.fit(graphs[:30], y[:30], epochs=60, max_seconds=None)
+    with_proxy.fit(graphs[:30], y[:30], epochs=60, max_seconds=None, features={"synflow": proxy[:30]})
+    assert with_proxy.config["extra_feature_names"] == ["synflow"]
+    rho_plain = spearmanr(plain.predict(graphs[30:])[0], y[30:]).statistic
+    mean, _ = with_proxy.predict(graphs[30:], features={"synflow": proxy[30:]})
+    assert spearmanr(mean, y[30:]).statistic > max(rho_plain, 0.0) + 0.2
+    with pytest.raises(PredictorError, match="fitted with extra features"):
+        with_proxy.predict(graphs[30:])
+    with pytest.raises(PredictorError, match="lack \\['synflow'\\]"):
+        with_proxy.predict(graphs[30:], features={"nwot": proxy[30:]})
+    with pytest.raises(PredictorError, match="one row per architecture"):
+        with_proxy.predict(graphs[30:], features={"synflow": proxy[:3]})
+    with pytest.raises(PredictorError, match="fitted with 1 extra features; fit got 2"):
+        with_proxy.copy().fit(graphs[:30], y[:30], epochs=1, features=np.ones((30, 2)))
+    loaded = Predictor.load(with_proxy.save(tmp_path / "proxies.safetensors"))
+    np.testing.assert_allclose(loaded.predict(graphs[30:], features={"synflow": proxy[30:]})[0], mean, rtol=1e-5, atol=1e-6)
+    missing = proxy[30:].copy()
+    missing[0] = np.nan  # a failed proxy still scores
+    assert np.isfinite(loaded.predict(graphs[30:], features={"synflow": missing})[0]).all()
+
+
 def test_modules_are_traced_with_example_input():
     predictor = Predictor(hidden_dim=32, ensemble_size=2)
     mean, std = predictor.predict([ResidualCNN(), MobileBlockNet()], example_input=(1, 3, 16, 16))

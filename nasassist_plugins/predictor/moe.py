@@ -42,6 +42,20 @@ class MoEHead(nn.Module):
         w = novelty.squeeze(1)
         return (1 - w) * near + w * far, disagreement
 
+    def widen_inputs(self, extra: int) -> None:
+        """Accept ``extra`` more input columns; their weights start at zero (outputs unchanged)."""
+        self.trunk[0] = _widened(self.trunk[0], extra)
+        self.query = _widened(self.query, extra)
+
+
+def _widened(layer: nn.Linear, extra: int) -> nn.Linear:
+    wider = nn.Linear(layer.in_features + extra, layer.out_features)
+    with torch.no_grad():
+        wider.weight.zero_()
+        wider.weight[:, : layer.in_features] = layer.weight
+        wider.bias.copy_(layer.bias)
+    return wider
+
 
 class MixtureOfExpertsRegressor(nn.Module):
     """Ensemble of :class:`MoEHead` members; ``forward`` returns (mean, std)."""
@@ -49,6 +63,11 @@ class MixtureOfExpertsRegressor(nn.Module):
     def __init__(self, in_dim: int, num_experts: int, ensemble_size: int = 5, hidden: int = 256) -> None:
         super().__init__()
         self.members = nn.ModuleList(MoEHead(in_dim, num_experts, hidden) for _ in range(ensemble_size))
+
+    def widen_inputs(self, extra: int) -> None:
+        """Accept ``extra`` more input columns in every member (see :meth:`MoEHead.widen_inputs`)."""
+        for member in self.members:
+            member.widen_inputs(extra)
 
     def member_outputs(self, x: torch.Tensor, gates: torch.Tensor, novelty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked predictions (M, B) and disagreement variances (M, B) of all members."""

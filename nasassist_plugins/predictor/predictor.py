@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,17 +47,23 @@ class PredictorError(NASAssistError, ValueError):
 
 @dataclass
 class EncodedArchitectures:
-    """Output of :meth:`Predictor.encode`: embeddings (n, 512) and regressor inputs."""
+    """Output of :meth:`Predictor.encode`: embeddings (n, 512), regressor inputs, extra features.
+
+    ``features`` holds the caller's extra per-architecture features (e.g. zero-cost
+    proxies), raw, shape (n, k), or ``None``.
+    """
 
     embeddings: torch.Tensor
     inputs: torch.Tensor
+    features: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "EncodedArchitectures":
         index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return EncodedArchitectures(self.embeddings[index], self.inputs[index])
+        features = None if self.features is None else self.features[index]
+        return EncodedArchitectures(self.embeddings[index], self.inputs[index], features)
 
 
 class FeatureScaler(nn.Module):
@@ -81,6 +87,32 @@ class FeatureScaler(nn.Module):
         return ((features - self.mean) / self.std).clamp(-6.0, 6.0)
 
 
+class ExtraFeatureScaler(FeatureScaler):
+    """Standardises caller-supplied features (e.g. zero-cost proxies) after a signed log.
+
+    Proxies span many orders of magnitude (synflow reaches 1e30 on large networks), so
+    each value goes through ``sign(x) * log1p(|x|)`` before standardising; a missing
+    value (NaN, e.g. a proxy that failed) becomes the training mean (0 after scaling).
+    """
+
+    @staticmethod
+    def _signed_log(features: torch.Tensor | np.ndarray):
+        if isinstance(features, np.ndarray):
+            return np.sign(features) * np.log1p(np.abs(features))
+        return torch.sign(features) * torch.log1p(features.abs())
+
+    def fit(self, features: np.ndarray) -> "ExtraFeatureScaler":
+        logged = self._signed_log(np.asarray(features, dtype=np.float64))
+        mean = np.nanmean(logged, axis=0) if np.isfinite(logged).any() else np.zeros(logged.shape[1])
+        std = np.nanstd(logged, axis=0) if np.isfinite(logged).any() else np.ones(logged.shape[1])
+        self.mean = torch.tensor(np.nan_to_num(mean), dtype=torch.float32)
+        self.std = torch.tensor(np.maximum(np.nan_to_num(std, nan=1.0), 1e-6), dtype=torch.float32)
+        return self
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.nan_to_num(super().forward(self._signed_log(features)), nan=0.0)
+
+
 class Predictor:
     """Zero-shot architecture performance predictor (scikit-learn style ``fit``/``predict``).
 
@@ -97,6 +129,8 @@ class Predictor:
         num_experts: int = 4,
         ensemble_size: int = 5,
         graph_features: bool = True,
+        extra_features: int = 0,
+        extra_feature_names: Sequence[str] | None = None,
         seed: int = 0,
         text_table: torch.Tensor | None = None,
     ) -> None:
@@ -107,10 +141,13 @@ class Predictor:
             "num_experts": num_experts,
             "ensemble_size": ensemble_size,
             "graph_features": graph_features,
+            "extra_features": extra_features,
+            "extra_feature_names": list(extra_feature_names) if extra_feature_names else None,
         }
         self.encoder = GraphEncoder(hidden_dim=hidden_dim, num_gin_layers=num_gin_layers, text_table=text_table)
         self.clusterer = SoftClusterer(num_experts, EMBEDDING_DIM)
         self.scaler = FeatureScaler(NUM_GRAPH_FEATURES if graph_features else 0)
+        self.extra_scaler = ExtraFeatureScaler(extra_features)
         self.regressor = MixtureOfExpertsRegressor(self._regressor_dim, num_experts, ensemble_size)
         # predictions are (raw - offset) / scale in the regressor's space
         self.target_offset = 0.0
@@ -123,11 +160,67 @@ class Predictor:
     # ------------------------------------------------------------------ conversion
     @property
     def _regressor_dim(self) -> int:
-        return EMBEDDING_DIM + self.scaler.num_features
+        return EMBEDDING_DIM + self.scaler.num_features + self.extra_scaler.num_features
 
     def _modules(self) -> tuple[tuple[str, nn.Module], ...]:
         return (("encoder", self.encoder), ("clusterer", self.clusterer), ("scaler", self.scaler),
-                ("regressor", self.regressor))
+                ("extra_scaler", self.extra_scaler), ("regressor", self.regressor))
+
+    # ------------------------------------------------------------------ extra features
+    def _feature_matrix(self, features: Any, n: int) -> torch.Tensor | None:
+        """Validate caller features: an (n, k) array, or {name: n values} (order kept by name)."""
+        if features is None:
+            return None
+        names = self.config.get("extra_feature_names")
+        if isinstance(features, Mapping):
+            given = list(features)
+            order = names if names else given
+            missing = sorted(set(order) - set(given))
+            if missing:
+                raise PredictorError(f"features lack {missing}: this predictor was fitted with features {order}")
+            columns = [np.asarray(features[name], dtype=np.float64).reshape(-1) for name in order]
+            matrix = np.column_stack(columns) if columns else np.zeros((n, 0))
+        else:
+            try:
+                matrix = np.asarray(features, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise PredictorError(f"features must be numbers, an (n, k) array or {{name: values}}: {exc}") from exc
+            if matrix.ndim == 1:
+                matrix = matrix.reshape(-1, 1)
+        if matrix.ndim != 2 or matrix.shape[0] != n:
+            raise PredictorError(f"features must have one row per architecture ({n}), got shape {matrix.shape}")
+        if np.isinf(matrix).any():
+            raise PredictorError("features contain inf; use NaN for a missing value (e.g. a failed proxy)")
+        return torch.tensor(matrix, dtype=torch.float32)
+
+    def _full_inputs(self, encoded: "EncodedArchitectures") -> torch.Tensor:
+        """Regressor inputs: embedding, graph features and (when fitted with them) extra features."""
+        k = self.extra_scaler.num_features
+        if k == 0:
+            return encoded.inputs
+        if encoded.features is None or encoded.features.shape[1] != k:
+            names = self.config.get("extra_feature_names") or f"{k} columns"
+            got = "none" if encoded.features is None else f"{encoded.features.shape[1]} columns"
+            raise PredictorError(
+                f"this predictor was fitted with extra features ({names}); pass features= with them (got {got})"
+            )
+        return torch.cat([encoded.inputs, self.extra_scaler(encoded.features)], dim=1)
+
+    def _adopt_features(self, features: torch.Tensor, names: Sequence[str] | None) -> None:
+        """Make room for ``features`` in the regressor (fit with new extra features)."""
+        k = int(features.shape[1])
+        current = self.extra_scaler.num_features
+        if current == k:
+            return
+        if current != 0:
+            raise PredictorError(
+                f"this predictor was fitted with {current} extra features; fit got {k} "
+                "(start from a predictor without extra features to change them)"
+            )
+        self.regressor.widen_inputs(k)  # new columns start at zero: predictions are unchanged
+        self.extra_scaler = ExtraFeatureScaler(k)
+        self.config["extra_features"] = k
+        self.config["extra_feature_names"] = list(names) if names else None
 
     def _eval(self) -> None:
         for _, module in self._modules():
@@ -196,28 +289,39 @@ class Predictor:
         graphs = self.to_graphs(items, example_input)
         return self._embed_coarse([coarsen(g) for g in graphs], batch_size).numpy()
 
-    def encode(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> "EncodedArchitectures":
+    def encode(
+        self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512, features: Any = None
+    ) -> "EncodedArchitectures":
         """Encode architectures once (embeddings and regressor inputs) for repeated predict/fit.
 
         The encoder is frozen during :meth:`fit`, so a caller that predicts and fine-tunes
         on the same architectures many times (a sampler, a few-shot benchmark) pays for
-        graph conversion and encoding only once.
+        graph conversion and encoding only once. ``features`` are optional extra
+        per-architecture features (see :meth:`fit`).
         """
         graphs = self.to_graphs(items, example_input)
+        extra = self._feature_matrix(features, len(graphs))
         coarse = [coarsen(g) for g in graphs]
         z = self._embed_coarse(coarse, batch_size)
-        return EncodedArchitectures(z, self.regressor_inputs(graphs, z, coarse))
+        return EncodedArchitectures(z, self.regressor_inputs(graphs, z, coarse), extra)
 
-    def predict(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted score and its uncertainty (standard deviation) for every item."""
-        return self.predict_encoded(self.encode(items, example_input, batch_size))
+    def predict(
+        self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512, features: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted score and its uncertainty (standard deviation) for every item.
+
+        A predictor fitted with extra ``features`` (e.g. zero-cost proxies) needs the same
+        features, in the same order, for the items scored.
+        """
+        return self.predict_encoded(self.encode(items, example_input, batch_size, features))
 
     @torch.no_grad()
     def predict_encoded(self, encoded: "EncodedArchitectures") -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` for architectures already passed through :meth:`encode`."""
-        z, x = encoded.embeddings, encoded.inputs
+        z = encoded.embeddings
         if z.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
+        x = self._full_inputs(encoded)
         with torch.no_grad():
             mean, std = self.regressor(x, self.clusterer.memberships(z), self.clusterer.novelty(z))
         return (mean.numpy() * self.target_scale + self.target_offset, std.numpy() * abs(self.target_scale))
@@ -257,6 +361,7 @@ class Predictor:
         refit_gate: bool = False,
         max_seconds: float | None = 10.0,
         seed: int = 0,
+        features: Any = None,
     ) -> "Predictor":
         """Adapt the regressor to labelled architectures of a new family or study.
 
@@ -265,9 +370,24 @@ class Predictor:
         long as larger is better; pass ``-loss`` for losses. Afterwards, ``predict``
         returns values on that scale. ``refit_gate`` also refits the GMM gate on the
         new embeddings (useful with a few hundred points, not with tens).
+
+        ``features`` adds extra per-architecture inputs, e.g. zero-cost proxies from
+        :func:`nasassist_plugins.proxies.compute_proxies`: an (n, k) array or
+        ``{name: n values}``. The regressor's input layers grow by k columns that start
+        at zero (so the zero-shot prediction is the starting point) and are learned
+        here; later ``predict`` calls need the same features.
         """
-        encoded = items if isinstance(items, EncodedArchitectures) else self.encode(items, example_input)
-        z, x = encoded.embeddings, encoded.inputs
+        if isinstance(items, EncodedArchitectures):
+            encoded = items
+            if features is not None:
+                encoded = EncodedArchitectures(encoded.embeddings, encoded.inputs, self._feature_matrix(features, len(encoded)))
+        else:
+            encoded = self.encode(items, example_input, features=features)
+        if encoded.features is not None:
+            names = list(features) if isinstance(features, Mapping) else None
+            self._adopt_features(encoded.features, names)
+            self.extra_scaler.fit(encoded.features.numpy())
+        z, x = encoded.embeddings, self._full_inputs(encoded)
         y = np.asarray(values, dtype=np.float64).reshape(-1)
         if z.shape[0] != y.shape[0]:
             raise PredictorError(f"fit got {z.shape[0]} architectures but {y.shape[0]} values")
@@ -346,6 +466,8 @@ class Predictor:
         try:
             for prefix, module in predictor._modules():
                 state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+                if not state and prefix == "extra_scaler" and predictor.extra_scaler.num_features == 0:
+                    continue  # written before extra features existed
                 module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise PredictorError(f"{path}: weights do not match the predictor's architecture: {exc}") from exc
