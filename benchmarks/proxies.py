@@ -240,6 +240,58 @@ def _read_checkpoint(path: Path | None, space: str) -> dict[str, dict[str, Any]]
     return done
 
 
+def cell_graphs(space: str, keys: list[str], data: Path) -> list:
+    """Traced graphs of benchmark cells: NB201 from the family cache, NB101 traced from its specs."""
+    from nasassist_plugins.families import load_family, spec_graph
+
+    if space == "nb201":
+        family = load_family("nb201", data, variant="zc-cifar10", progress=False)
+        index = {spec: i for i, spec in enumerate(family.specs)}
+        return [family.graphs[index[k]] for k in keys]
+    records = {r["key"]: r for r in _load_nb101(data, extra=100_000, seed=0)}
+    return [spec_graph("nb101", (records[k]["adjacency"], records[k]["ops"])) for k in keys]
+
+
+def _predictor_row(
+    space: str, results: list[dict[str, Any]], weights: Path, data: Path, build: Callable, timed: int
+) -> dict[str, Any]:
+    """The predictor beside the proxies: Spearman on the same cells, and model-to-score time.
+
+    The time is the median over ``timed`` cells of tracing the built network and predicting
+    it alone (what scoring one new candidate costs), like the proxies' per-cell times.
+    """
+    from nasassist_plugins.adapters import from_torch
+    from nasassist_plugins.predictor import Predictor
+
+    predictor = Predictor.load(weights)
+    keys = [r["key"] for r in results]
+    mean, _ = predictor.predict(cell_graphs(space, keys, data))
+    rho, n = _spearman(list(mean), [r["val_acc"] for r in results])
+    records = {r["key"]: r for r in (_load_nb201(data) if space == "nb201" else _load_nb101(data, extra=100_000))}
+    example = torch.randn(1, 3, 32, 32)
+    seconds = []
+    for key in keys[:timed]:
+        model = build(records[key])
+        start = time.perf_counter()
+        predictor.predict([from_torch(model, example)])
+        seconds.append(time.perf_counter() - start)
+    families = predictor.training_info.get("families") or []
+    trained_on = "+".join(sorted({f["family"] for f in families})) or "?"
+    return {
+        "space": space,
+        "proxy": f"predictor ({weights.name}, trained on {trained_on})",
+        "n": n,
+        "failed": 0,
+        "ours_vs_stored": None,
+        "ours_vs_val_acc": rho,
+        "stored_vs_val_acc": None,
+        "stored_vs_val_acc_all": None,
+        "n_all": 0,
+        "published_vs_val_acc": None,
+        "mean_seconds": float(np.median(seconds)) if seconds else None,
+    }
+
+
 def _spearman(a: list[float], b: list[float]) -> tuple[float | None, int]:
     pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
     if len(pairs) < 3:
@@ -435,6 +487,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="JSON-lines file of finished cells, read to resume and appended to (default: --out with .jsonl)",
     )
     p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="also score the cells with this predictor (Spearman and model-to-score time per cell)",
+    )
+    p.add_argument("--timed", type=int, default=20, help="cells timed for the predictor row")
+    p.add_argument(
         "--shard", default="0/1", help="i/k: score every k-th cell from the i-th (k processes share --checkpoint)"
     )
     args = p.parse_args(argv)
@@ -489,6 +548,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         per_cell[space] = results
         summary += _summarise(space, results, records, names)
+        if args.weights is not None:
+            summary.append(_predictor_row(space, results, args.weights, args.data, builders[space], args.timed))
     payload = {
         "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
         "settings": {

@@ -44,7 +44,6 @@ from sklearn.linear_model import RidgeCV
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxies as proxy_benchmark  # noqa: E402  (sibling benchmark script: its NB101/NB201 loaders)
 
-from nasassist_plugins.families import load_family, spec_graph  # noqa: E402
 from nasassist_plugins.predictor import Predictor  # noqa: E402
 from nasassist_plugins.predictor.metrics import ranking_metrics  # noqa: E402
 
@@ -76,16 +75,6 @@ def _read_cells(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
             cell = {**cell, "ours": {**old["ours"], **cell["ours"]}}
         space[cell["key"]] = cell
     return cells
-
-
-def _graphs(space: str, keys: list[str], data: Path) -> list:
-    """Traced graphs of the cells: NB201 from the family cache, NB101 from its specs."""
-    if space == "nb201":
-        family = load_family("nb201", data, variant="zc-cifar10", progress=False)
-        index = {spec: i for i, spec in enumerate(family.specs)}
-        return [family.graphs[index[k]] for k in keys]
-    records = {r["key"]: r for r in proxy_benchmark._load_nb101(data, extra=100_000, seed=0)}
-    return [spec_graph("nb101", (records[k]["adjacency"], records[k]["ops"])) for k in keys]
 
 
 def _table(space: str, cells: dict[str, dict[str, Any]], names: list[str], min_cells: int):
@@ -149,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sets = {}
     for space in ("nb101", "nb201"):
         keys, acc, proxies = _table(space, cells.get(space, {}), names, args.min_cells)
-        encoded = predictor.encode(_graphs(space, keys, args.data))
+        encoded = predictor.encode(proxy_benchmark.cell_graphs(space, keys, args.data))
         zero_shot, _ = predictor.predict_encoded(encoded)
         sets[space] = {"keys": keys, "acc": acc, "proxies": proxies, "ranks": np.column_stack(
             [_rank01(proxies[:, j]) for j in range(len(names))]), "encoded": encoded, "zero_shot": zero_shot}
