@@ -138,6 +138,8 @@ def test_extra_features_start_neutral_are_learned_and_saved(tmp_path, nb201_grap
     assert spearmanr(mean, y[30:]).statistic > max(rho_plain, 0.0) + 0.2
     with pytest.raises(PredictorError, match="fitted with extra features"):
         with_proxy.predict(graphs[30:])
+    with pytest.raises(PredictorError, match="not fitted with extra features"):
+        plain.predict(graphs[30:], features={"synflow": proxy[30:]})
     with pytest.raises(PredictorError, match="lack \\['synflow'\\]"):
         with_proxy.predict(graphs[30:], features={"nwot": proxy[30:]})
     with pytest.raises(PredictorError, match="one row per architecture"):

@@ -197,6 +197,11 @@ class Predictor:
         """Regressor inputs: embedding, graph features and (when fitted with them) extra features."""
         k = self.extra_scaler.num_features
         if k == 0:
+            if encoded.features is not None:
+                raise PredictorError(
+                    "features were given but this predictor was not fitted with extra features: "
+                    "call fit(..., features=...) on labelled architectures first"
+                )
             return encoded.inputs
         if encoded.features is None or encoded.features.shape[1] != k:
             names = self.config.get("extra_feature_names") or f"{k} columns"
