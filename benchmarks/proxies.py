@@ -16,15 +16,23 @@ fixed-seed standard normal batch and random labels), and reports
 Data-dependent proxies cost one or more forward/backward passes of a batch each, so on
 a few CPU cores they dominate the run time: ``--n`` cells get every proxy, and
 ``--n-cheap`` (default ``--n``) cells get the data-independent ``params``, ``flops`` and
-``synflow``; likewise ``--n101``/``--n101-cheap`` for NB101, whose networks cost about
-ten times more. Writes a JSON summary, a compact ``*_cells.json`` with every per-cell
-value, prints a table and writes a PNG bar chart beside the JSON. On a busy 2-core CPU
-(1 thread) a NB201 cell takes ~20 s with every proxy and ~0.5 s with the cheap ones;
-a NB101 cell ~200 s and ~1 s.
+``synflow``; likewise ``--n101``/``--n101-cheap`` for NB101 (NASLib's 292 distinct
+cells first, then cells of the 30k labelled extract). Every finished cell is appended
+to a JSON-lines checkpoint (``--checkpoint``), so a run resumes where it stopped, a
+later run with more ``--proxies`` adds only the missing ones, and ``--shard i/k`` splits
+the cells over k processes; a final run without a shard gathers everything. With
+``--weights`` a predictor row is added per space (Spearman on the same cells and the
+median model-to-score time). Writes a JSON summary, a Markdown table, a compact
+``*_cells.json`` with every per-cell value, prints a table and writes a PNG bar chart.
+At ``--batch-size 16`` on one CPU thread a NB201 cell takes ~5 s with every proxy and a
+NB101 cell ~15-25 s (grasp alone about 40 %).
 
-Example::
+The figures in the README came from (two processes per space for NB101)::
 
-    python benchmarks/proxies.py --data ../shared/data --n 500 --out benchmarks/results/proxies.json --seed 0
+    python benchmarks/proxies.py --spaces nb201 --n 500 --batch-size 16
+    python benchmarks/proxies.py --spaces nb101 --n101 500 --batch-size 16 --shard 0/2   # and --shard 1/2
+    python benchmarks/proxies.py --n 500 --n101 500 --batch-size 16 \
+        --weights benchmarks/results/predictor_nb101.safetensors --out benchmarks/results/proxies.json
 """
 
 from __future__ import annotations
@@ -170,6 +178,7 @@ def _score_space(
     seed: int,
     checkpoint: Path | None = None,
     shard: tuple[int, int] = (0, 1),
+    gather_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Our proxies for every record (all ``names`` for the first ``n_full``, CHEAP ones after).
 
@@ -177,7 +186,9 @@ def _score_space(
     for a cell are not recomputed, so an interrupted run resumes and a later run with more
     proxies adds only the missing ones. With
     ``shard=(i, k)`` only every k-th cell from the i-th is scored, so k processes sharing
-    one checkpoint split the work; a last run without a shard gathers them.
+    one checkpoint split the work; a last run without a shard gathers them. With
+    ``gather_only`` nothing is computed: cells and proxies missing from the checkpoint
+    are left out (each proxy's row reports its own number of cells).
     """
     cheap = [n for n in names if n in CHEAP]
     done = _read_checkpoint(checkpoint, space)
@@ -189,8 +200,9 @@ def _score_space(
         wanted = names if i < n_full else cheap
         previous = done.get(rec["key"])
         missing = [n for n in wanted if previous is None or n not in previous["ours"]]
-        if not missing:
-            results.append(previous)
+        if not missing or gather_only:
+            if previous is not None:
+                results.append(previous)
             continue
         torch.manual_seed(seed + i)  # the random init of this cell
         model = build(rec)
@@ -372,6 +384,21 @@ def _print_table(summary: list[dict[str, Any]]) -> None:
     Console(width=150).print(table)
 
 
+def _markdown(summary: list[dict[str, Any]]) -> str:
+    """The summary as a Markdown table (Spearman rho; seconds per cell)."""
+    lines = [
+        "| space | proxy | n | ours vs stored | ours vs val. acc. | stored vs val. acc. (same cells) | published | s/cell |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        lines.append(
+            f"| {row['space']} | {row['proxy']} | {row['n']} | {_fmt(row['ours_vs_stored'])} | "
+            f"{_fmt(row['ours_vs_val_acc'])} | {_fmt(row['stored_vs_val_acc'])} | "
+            f"{_fmt(row['published_vs_val_acc'], 2)} | {_fmt(row['mean_seconds'], 2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _plot(summary: list[dict[str, Any]], path: Path) -> None:
     """Spearman bars per space, and a panel of mean seconds per cell per proxy."""
     import matplotlib
@@ -492,6 +519,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="also score the cells with this predictor (Spearman and model-to-score time per cell)",
     )
+    p.add_argument(
+        "--gather-only",
+        action="store_true",
+        help="compute nothing: summarise the cells and proxies already in --checkpoint",
+    )
     p.add_argument("--timed", type=int, default=20, help="cells timed for the predictor row")
     p.add_argument(
         "--shard", default="0/1", help="i/k: score every k-th cell from the i-th (k processes share --checkpoint)"
@@ -544,12 +576,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         total = min(len(records), max(n_full, n_cheap or 0))
         sample = [records[i] for i in rng.permutation(len(records))[:total]]
         results = _score_space(
-            space, sample, min(n_full, total), builders[space], names, batch, args.seed, checkpoint, args.shard
+            space, sample, min(n_full, total), builders[space], names, batch, args.seed, checkpoint, args.shard, args.gather_only
         )
         per_cell[space] = results
         summary += _summarise(space, results, records, names)
         if args.weights is not None:
             summary.append(_predictor_row(space, results, args.weights, args.data, builders[space], args.timed))
+    if not summary:
+        raise SystemExit(f"no cells scored (is {checkpoint} the checkpoint you meant?)")
     payload = {
         "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
         "settings": {
@@ -572,7 +606,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     png = args.png or args.out.with_suffix(".png")
     _plot(summary, png)
     _print_table(summary)
-    print(f"wrote {args.out}, {cells_path} and {png} in {payload['settings']['wall_seconds']:.0f}s")
+    args.out.with_suffix(".md").write_text(_markdown(summary))
+    print(f"wrote {args.out} (+ .md), {cells_path} and {png} in {payload['settings']['wall_seconds']:.0f}s")
     return payload
 
 
