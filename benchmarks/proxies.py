@@ -291,7 +291,8 @@ def _predictor_row(
     trained_on = "+".join(sorted({f["family"] for f in families})) or "?"
     return {
         "space": space,
-        "proxy": f"predictor ({weights.name}, trained on {trained_on})",
+        "proxy": "predictor",
+        "predictor": f"{weights.name}, trained on {trained_on}",
         "n": n,
         "failed": 0,
         "ours_vs_stored": None,
