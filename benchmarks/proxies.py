@@ -252,15 +252,18 @@ def _read_checkpoint(path: Path | None, space: str) -> dict[str, dict[str, Any]]
     return done
 
 
-def cell_graphs(space: str, keys: list[str], data: Path) -> list:
-    """Traced graphs of benchmark cells: NB201 from the family cache, NB101 traced from its specs."""
+def cell_graphs(space: str, keys: list[str], data: Path, records: dict[str, dict[str, Any]] | None = None) -> list:
+    """Traced graphs of benchmark cells: NB201 from the family cache, NB101 traced from its specs.
+
+    ``records`` (NB101 records by key) saves re-reading the NB101 tables when the caller has them.
+    """
     from nasassist_plugins.families import load_family, spec_graph
 
     if space == "nb201":
         family = load_family("nb201", data, variant="zc-cifar10", progress=False)
         index = {spec: i for i, spec in enumerate(family.specs)}
         return [family.graphs[index[k]] for k in keys]
-    records = {r["key"]: r for r in _load_nb101(data, extra=100_000, seed=0)}
+    records = records or {r["key"]: r for r in _load_nb101(data, extra=100_000, seed=0)}
     return [spec_graph("nb101", (records[k]["adjacency"], records[k]["ops"])) for k in keys]
 
 
@@ -277,9 +280,9 @@ def _predictor_row(
 
     predictor = Predictor.load(weights)
     keys = [r["key"] for r in results]
-    mean, _ = predictor.predict(cell_graphs(space, keys, data))
-    rho, n = _spearman(list(mean), [r["val_acc"] for r in results])
     records = {r["key"]: r for r in (_load_nb201(data) if space == "nb201" else _load_nb101(data, extra=100_000))}
+    mean, _ = predictor.predict(cell_graphs(space, keys, data, records if space == "nb101" else None))
+    rho, n = _spearman(list(mean), [r["val_acc"] for r in results])
     example = torch.randn(1, 3, 32, 32)
     seconds = []
     for key in keys[:timed]:

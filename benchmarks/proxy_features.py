@@ -61,25 +61,9 @@ def _rank01(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_cells(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """{space: {key: cell}} from the proxies benchmark's JSON-lines checkpoint (runs merged)."""
-    cells: dict[str, dict[str, dict[str, Any]]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            cell = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        space = cells.setdefault(cell["space"], {})
-        old = space.get(cell["key"])
-        if old is not None:
-            cell = {**cell, "ours": {**old["ours"], **cell["ours"]}}
-        space[cell["key"]] = cell
-    return cells
-
-
 def _table(space: str, cells: dict[str, dict[str, Any]], names: list[str], min_cells: int):
     """Keys, accuracies and proxy matrix of the cells that have every proxy in ``names``."""
-    keys = [k for k, c in cells.items() if all(c["ours"].get(n) is not None for n in names)]
+    keys = [k for k, c in cells.items() if all(math.isfinite(c["ours"].get(n, math.nan)) for n in names)]
     if len(keys) < min_cells:
         raise SystemExit(f"{space}: only {len(keys)} cells have all of {names}; need {min_cells}")
     acc = np.array([cells[k]["val_acc"] for k in keys], dtype=np.float64)
@@ -132,12 +116,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     started = time.perf_counter()
 
-    cells = _read_cells(args.cells)
     names = list(args.proxies)
     predictor = Predictor.load(args.weights)
     sets = {}
     for space in ("nb101", "nb201"):
-        keys, acc, proxies = _table(space, cells.get(space, {}), names, args.min_cells)
+        cells = proxy_benchmark._read_checkpoint(args.cells, space)
+        keys, acc, proxies = _table(space, cells, names, args.min_cells)
         encoded = predictor.encode(proxy_benchmark.cell_graphs(space, keys, args.data))
         zero_shot, _ = predictor.predict_encoded(encoded)
         sets[space] = {"keys": keys, "acc": acc, "proxies": proxies, "ranks": np.column_stack(
