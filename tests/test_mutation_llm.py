@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
 import numpy as np
 import pytest
 from optuna.distributions import CategoricalDistribution, IntDistribution
+from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mutation_models import SMALL_CNN
@@ -44,10 +46,12 @@ class Script:
     def __init__(self, *replies: tuple[int, Any, float]) -> None:
         self.replies = list(replies)
         self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
 
     def __call__(self, request: Request) -> Response:
-        self.requests.append(json.loads(request.get_data() or b"{}"))
-        status, body, delay = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        with self._lock:
+            self.requests.append(json.loads(request.get_data() or b"{}"))
+            status, body, delay = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if delay:
             time.sleep(delay)
         text = body if isinstance(body, str) else json.dumps(body)
@@ -55,12 +59,19 @@ class Script:
 
 
 @pytest.fixture
-def serve(httpserver):
+def serve():
+    """A threaded server, so a reply held back to provoke a client timeout does not block the retry behind it."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+
     def start(*replies: tuple[int, Any, float]) -> tuple[Script, str]:
         script = Script(*replies)
-        httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(script)
-        return script, httpserver.url_for("/v1")
-    return start
+        server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(script)
+        return script, server.url_for("/v1")
+
+    yield start
+    server.clear()
+    server.stop()
 
 
 def client_for(base_url: str, **overrides: Any) -> LLMClient:
@@ -111,9 +122,12 @@ def test_non_retryable_status_fails_at_once(serve) -> None:
 
 
 def test_timeout_and_malformed_json_are_retried(serve) -> None:
-    script, url = serve((200, completion("late"), 1.5), (200, "{not json", 0), (200, completion("ok"), 0))
-    reply = client_for(url, timeout_s=0.5).complete([{"role": "user", "content": "hi"}])
-    assert reply.text == "ok" and reply.attempts == 3
+    script, url = serve((200, completion("late"), 4.0), (200, "{not json", 0), (200, completion("ok"), 0))
+    client = client_for(url, timeout_s=1.0)
+    reply = client.complete([{"role": "user", "content": "hi"}])
+    assert reply.text == "ok" and reply.attempts == 3 and len(script.requests) == 3
+    first, second = (entry["error"] for entry in client.usage.log[:2])
+    assert first == "APITimeoutError" and second.startswith("malformed:")
 
 
 def test_call_cap_is_enforced(serve) -> None:
