@@ -95,6 +95,9 @@ def test_topological_order_and_cycle_detection():
     order = g.topological_order()
     position = {n: k for k, n in enumerate(order)}
     assert all(position[s] < position[t] for s, t in g.edges)
+    extra = g.add_node("relu")
+    g.add_edge(6, extra)  # the cached order follows the graph as it grows
+    assert g.topological_order() == order + [extra]
     g.add_edge(6, 0)
     with pytest.raises(GraphError, match="cycle"):
         g.validate()

@@ -72,6 +72,29 @@ def test_batched_prediction_equals_one_by_one(nb201_graphs):
         np.testing.assert_allclose(one_std, std[k : k + 1], rtol=1e-5, atol=1e-5)
 
 
+def test_graph_features_count_path_lengths_per_op_group_and_cut_zero_ops():
+    from nasassist_plugins.predictor.graph_features import NUM_GRAPH_FEATURES, graph_features
+
+    g = ComputationalGraph(name="paths")
+    x = g.add_node("input", output_shape=(1, 3, 8, 8))
+    conv1 = g.add_node("conv2d", in_channels=3, out_channels=3, kernel_size=(3, 3), output_shape=(1, 3, 8, 8))
+    conv2 = g.add_node("conv2d", in_channels=3, out_channels=3, kernel_size=(3, 3), output_shape=(1, 3, 8, 8))
+    pool = g.add_node("avg_pool", kernel_size=(3, 3), output_shape=(1, 3, 8, 8))
+    zero = g.add_node("zero", output_shape=(1, 3, 8, 8))
+    linears = [g.add_node("linear", in_channels=8, output_shape=(1, 3, 8, 8)) for _ in range(3)]
+    add = g.add_node("add", output_shape=(1, 3, 8, 8))
+    out = g.add_node("output", output_shape=(1, 3, 8, 8))
+    chain = [x, conv1, conv2, add, out], [x, pool, add], [x, zero, *linears, add]
+    for path in chain:
+        for s, t in zip(path, path[1:]):
+            g.add_edge(s, t)
+    features = graph_features(g, coarsen(g, fold_repeats=False, fuse=False))
+    assert features.shape == (NUM_GRAPH_FEATURES,)
+    # (shortest, longest) for every op, conv, conv+linear, pool; the path through `zero` is cut,
+    # otherwise the longest paths would be 7 (every op) and 3 (conv+linear)
+    assert features[11:19].tolist() == [4.0, 5.0, 0.0, 2.0, 0.0, 2.0, 0.0, 1.0]
+
+
 def test_gmm_memberships_sum_to_one():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.normal(0, 1, (60, 8)), rng.normal(6, 1, (60, 8))])

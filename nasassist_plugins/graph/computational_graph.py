@@ -221,27 +221,32 @@ class ComputationalGraph:
     def topological_order(self) -> list[int]:
         """Node indices in an order where every edge points forward (Kahn's algorithm).
 
+        The order is cached until a node or an edge is added (the predictor asks for it
+        several times per graph).
+
         Raises:
             GraphError: if the graph has a cycle.
         """
+        size = (len(self._nodes), len(self._edges))
+        cached = getattr(self, "_topological_cache", None)
+        if cached is not None and cached[0] == size:
+            return list(cached[1])
         indegree = [0] * self.num_nodes
         children: list[list[int]] = [[] for _ in range(self.num_nodes)]
         for s, t in self._edges:
             indegree[t] += 1
             children[s].append(t)
-        ready = [i for i, d in enumerate(indegree) if d == 0]
-        order: list[int] = []
-        while ready:
-            i = ready.pop(0)
-            order.append(i)
+        order = [i for i, d in enumerate(indegree) if d == 0]  # grows while it is read: a FIFO queue
+        for i in order:
             for c in children[i]:
                 indegree[c] -= 1
                 if indegree[c] == 0:
-                    ready.append(c)
+                    order.append(c)
         if len(order) != self.num_nodes:
             stuck = [self._nodes[i].name for i, d in enumerate(indegree) if d > 0][:5]
             raise GraphError(f"graph {self.name!r} has a cycle through nodes {stuck}")
-        return order
+        self._topological_cache = (size, order)
+        return list(order)
 
     def validate(self) -> "ComputationalGraph":
         """Check the graph is non-empty and acyclic; return it for chaining."""
@@ -435,22 +440,34 @@ def _per_sample_size(shape: Any) -> int:
     """Elements of one sample of an output shape (batch dimension dropped)."""
     if not shape:
         return 0
-    shape = tuple(shape)
-    return _prod(shape[1:]) if len(shape) > 1 else _prod(shape)
+    out = 1
+    for v in shape[1:] if len(shape) > 1 else shape:
+        out *= int(v)
+    return out
+
+
+_CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "conv_transpose2d"})
+_NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "instancenorm"})
+_FREE_OPS = frozenset(
+    {"reshape", "flatten", "transpose", "identity", "dropout", "input", "output", "slice", "split", "concat", "zero"}
+)
 
 
 def _node_flops(node: Node) -> int:
     a = node.attrs
-    if "flops" in a and a["flops"] is not None:
-        return int(a["flops"])
+    measured = a.get("flops")
+    if measured is not None:
+        return int(measured)
+    op = node.op_type
+    if op in _FREE_OPS:
+        return 0
     out_shape = a.get("output_shape")
     out_size = _per_sample_size(out_shape)
-    op = node.op_type
-    if op in {"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "conv_transpose2d"}:
-        cin, cout = a.get("in_channels"), a.get("out_channels")
-        kernel = a.get("kernel_size") or (1,)
-        groups = a.get("groups", 1) or 1
+    if op in _CONV_OPS:
+        cin = a.get("in_channels")
         if cin and out_size:
+            kernel = a.get("kernel_size") or (1,)
+            groups = a.get("groups", 1) or 1
             return 2 * (int(cin) // int(groups)) * _prod(kernel) * out_size
         return 0
     if op == "linear":
@@ -464,10 +481,8 @@ def _node_flops(node: Node) -> int:
         projections = 2 * tokens * int(embed) * 4 * int(embed)
         scores = 2 * 2 * tokens * tokens * int(embed)
         return projections + scores
-    if op in {"batchnorm", "layernorm", "groupnorm", "instancenorm"}:
+    if op in _NORM_OPS:
         return 2 * out_size
-    if op in {"reshape", "flatten", "transpose", "identity", "dropout", "input", "output", "slice", "split", "concat", "zero"}:
-        return 0
     if op in {"max_pool", "avg_pool"}:
         kernel = a.get("kernel_size") or (1,)
         return _prod(kernel) * out_size

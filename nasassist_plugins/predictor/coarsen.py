@@ -41,16 +41,12 @@ def coarsen(graph: ComputationalGraph, *, fold_repeats: bool = True, fuse: bool 
     return ComputationalGraph.from_parts(nodes, edges, name=graph.name, metadata=graph.metadata)
 
 
-def _block_of(module: str | None) -> tuple[str, int] | None:
-    """(container path, index) of the outermost numbered block in a module name."""
-    if not module:
-        return None
-    return _block_of_name(module)
-
-
 @lru_cache(maxsize=65536)
 def _block_of_name(module: str) -> tuple[str, int] | None:
-    """:func:`_block_of` for a non-empty name (cached: stacked networks repeat their names)."""
+    """(container path, index) of the outermost numbered block in a module name.
+
+    Cached: stacked networks repeat their module names from graph to graph.
+    """
     parts = module.split(".")
     for k, part in enumerate(parts):
         if part.isdigit():
@@ -58,18 +54,10 @@ def _block_of_name(module: str) -> tuple[str, int] | None:
     return None
 
 
-def _signature(members: list[int], nodes: list[Node], successors: dict[int, list[int]]) -> tuple:
-    """Structure of a block: its nodes' op and shape attributes, and its inner edges."""
-    position = {n: k for k, n in enumerate(members)}
-    ops = tuple(
-        (nodes[i].op_type, nodes[i].attrs.get("kernel_size"), nodes[i].attrs.get("stride"),
-         nodes[i].attrs.get("out_channels"), nodes[i].attrs.get("output_shape"))
-        for i in members
-    )
-    inner = tuple(
-        sorted((position[s], position[t]) for s in members for t in successors.get(s, ()) if t in position)
-    )
-    return ops, inner
+def _node_signature(node: Node) -> tuple:
+    """What must match for two nodes at the same position of sibling blocks to be repeats."""
+    a = node.attrs
+    return node.op_type, a.get("kernel_size"), a.get("stride"), a.get("out_channels"), a.get("output_shape")
 
 
 def _fold_repeats(
@@ -77,31 +65,45 @@ def _fold_repeats(
 ) -> tuple[list[Node], list[tuple[int, int]], dict[int, int]]:
     """Drop repeated sibling blocks; returns kept nodes, edges and {kept node: repeat count}.
 
+    Two consecutive blocks of one container are repeats when their nodes match one to one
+    (op and shape attributes, see :func:`_node_signature`) and so do their inner edges.
     Reads ``nodes`` without modifying them.
     """
-    blocks: dict[tuple[str, int], list[int]] = defaultdict(list)
+    blocks: dict[tuple[str, int], list[int]] = {}
+    block_of: list[tuple[str, int] | None] = [None] * len(nodes)
+    position = [0] * len(nodes)  # a node's index inside its block
     for i, node in enumerate(nodes):
-        key = _block_of(node.module)
+        key = _block_of_name(node.module) if node.module else None
         if key is not None:
-            blocks[key].append(i)
-    successors: dict[int, list[int]] = defaultdict(list)
+            members = blocks.setdefault(key, [])
+            block_of[i] = key
+            position[i] = len(members)
+            members.append(i)
+    if not blocks:
+        return nodes, edges, {}
+    inner: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for s, t in edges:
-        successors[s].append(t)
+        key = block_of[s]
+        if key is not None and key == block_of[t]:
+            inner[key].append((position[s], position[t]))
     by_container: dict[str, list[int]] = defaultdict(list)
     for container, index in blocks:
         by_container[container].append(index)
     replace: dict[int, int] = {}  # dropped node -> node of the kept block at the same position
     repeat: dict[int, int] = {}  # kept node -> number of copies it stands for
     for container, indices in by_container.items():
+        if len(indices) < 2:
+            continue  # a block without siblings has nothing to fold into
         indices.sort()
         kept_key = None
         kept_sig = None
         count = 0
         for index in indices:
             key = (container, index)
-            sig = _signature(blocks[key], nodes, successors)
+            members = blocks[key]
+            sig = (tuple(_node_signature(nodes[i]) for i in members), sorted(inner.get(key, ())))
             if kept_sig is not None and sig == kept_sig and index == kept_key[1] + count:
-                for dropped, kept in zip(blocks[key], blocks[kept_key]):
+                for dropped, kept in zip(members, blocks[kept_key]):
                     replace[dropped] = kept
                 count += 1
                 for kept in blocks[kept_key]:

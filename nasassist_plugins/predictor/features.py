@@ -38,7 +38,13 @@ NUM_OP_IDS = len(OP_VOCABULARY) + 1
 _OP_INDEX = {op: i for i, op in enumerate(OP_VOCABULARY)}
 
 
-def _log_bucket(value: Any, base: float, top: int) -> int:
+def _log_bucket(value: Any, base: int, top: int) -> int:
+    """1 + floor(log_base(value)), clipped to [1, top - 1]; 0 for absent or non-positive values."""
+    if type(value) is int and base & (base - 1) == 0:
+        # ints (what adapters record) with a power-of-two base: exact, and cheaper than math.log
+        if value <= 0:
+            return 0
+        return min((value.bit_length() - 1) // (base.bit_length() - 1) + 1, top - 1)
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -9,6 +9,7 @@ extra predictor features.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,37 +31,50 @@ _OP_GROUPS: dict[str, frozenset[str]] = {
 _PATH_GROUPS = (None, _OP_GROUPS["conv"], _OP_GROUPS["conv"] | _OP_GROUPS["linear"], _OP_GROUPS["pool"])
 
 
-def _path_lengths(
-    graph: ComputationalGraph,
-    allowed: frozenset[str] | None,
-    order: list[int],
-    preds: dict[int, list[int]],
-    outputs: list[int],
-) -> tuple[float, float]:
-    """Shortest and longest input->output path, counting nodes whose op is in ``allowed``.
+@lru_cache(maxsize=None)
+def _path_weights(op: str) -> tuple[float, ...]:
+    """How much a node of this op adds to a path, per :data:`_PATH_GROUPS` entry (1 or 0)."""
+    return tuple(1.0 if group is None or op in group else 0.0 for group in _PATH_GROUPS)
 
-    Paths through a ``zero`` op are cut (they carry no signal). ``order``, ``preds`` and
-    ``outputs`` (topological order, predecessor lists, output nodes) are shared by the
-    caller's several calls on one graph.
+
+def _path_lengths(
+    graph: ComputationalGraph, order: list[int], preds: dict[int, list[int]], outputs: list[int]
+) -> list[float]:
+    """Shortest and longest input->output path per op group of :data:`_PATH_GROUPS`.
+
+    A path's length counts its nodes whose op is in the group; paths through a ``zero``
+    op are cut (they carry no signal). All groups are walked in one topological pass:
+    which nodes are reachable does not depend on the group. Returns
+    ``[shortest_0, longest_0, shortest_1, longest_1, ...]``.
     """
-    inf = math.inf
-    shortest = [inf] * graph.num_nodes
-    longest = [-inf] * graph.num_nodes
+    nodes = graph.nodes
+    shortest: list[tuple[float, ...] | None] = [None] * graph.num_nodes  # None: unreachable
+    longest: list[tuple[float, ...] | None] = [None] * graph.num_nodes
     for i in order:
-        node = graph.nodes[i]
-        weight = 1.0 if (allowed is None or node.op_type in allowed) else 0.0
-        if node.op_type == "zero":
+        op = nodes[i].op_type
+        if op == "zero":
             continue
-        ps = [p for p in preds.get(i, []) if shortest[p] < inf]
-        if not preds.get(i):
-            shortest[i] = longest[i] = weight
-        elif ps:
-            shortest[i] = min(shortest[p] for p in ps) + weight
-            longest[i] = max(longest[p] for p in ps) + weight
-    outs = [i for i in outputs if shortest[i] < inf]
+        weights = _path_weights(op)
+        ps = preds.get(i)
+        if not ps:
+            shortest[i] = longest[i] = weights
+            continue
+        live = [p for p in ps if shortest[p] is not None]
+        if not live:
+            continue
+        if len(live) == 1:
+            low, high = shortest[live[0]], longest[live[0]]
+        else:
+            low = tuple(map(min, *(shortest[p] for p in live)))
+            high = tuple(map(max, *(longest[p] for p in live)))
+        shortest[i] = tuple(a + w for a, w in zip(low, weights))
+        longest[i] = tuple(a + w for a, w in zip(high, weights))
+    outs = [i for i in outputs if shortest[i] is not None]
     if not outs:
-        return 0.0, 0.0
-    return float(min(shortest[i] for i in outs)), float(max(longest[i] for i in outs))
+        return [0.0] * (2 * len(_PATH_GROUPS))
+    low = tuple(map(min, *(shortest[i] for i in outs))) if len(outs) > 1 else shortest[outs[0]]
+    high = tuple(map(max, *(longest[i] for i in outs))) if len(outs) > 1 else longest[outs[0]]
+    return [float(v) for pair in zip(low, high) for v in pair]
 
 
 def graph_features(graph: ComputationalGraph, coarse: ComputationalGraph | None = None) -> np.ndarray:
@@ -83,8 +97,7 @@ def graph_features(graph: ComputationalGraph, coarse: ComputationalGraph | None 
     for s, t in small.edges:
         preds.setdefault(t, []).append(s)
     outputs = small.output_nodes()
-    for group in _PATH_GROUPS:
-        features.extend(_path_lengths(small, group, order, preds, outputs))
+    features.extend(_path_lengths(small, order, preds, outputs))
     indeg = np.bincount([t for _, t in small.edges], minlength=small.num_nodes)
     outdeg = np.bincount([s for s, _ in small.edges], minlength=small.num_nodes)
     features += [float(indeg.mean()), float(indeg.max()), float(outdeg.max())]
