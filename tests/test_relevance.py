@@ -141,7 +141,65 @@ def test_predictor_relevance_has_one_normalised_entry_per_layer(graph, predictor
     assert table.ranked()[0].delta == pytest.approx(deltas.max())
     assert math.isfinite(table.baseline_mean) and table.baseline_std >= 0
     for r in table:
+        assert r.reference_mean == table.baseline_mean  # no repeated blocks in this model
         assert r.delta == pytest.approx(table.baseline_mean - r.masked_mean)
+
+
+class RepeatedBlocksNet(nn.Module):
+    """A stem and three identical conv-BN-ReLU blocks: coarsening folds the blocks into one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.Sequential(*[
+            nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()) for _ in range(3)
+        ])
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+
+class CoarseSizePredictor:
+    """Scores the predictor's coarsened graph: its node count, conv and linear nodes counted 10 times.
+
+    Sensitive to how repeats are folded, as a learned predictor is: a reference that does
+    not fold the same way as the masked graph would show up in every delta.
+    """
+
+    def predict(self, graphs):
+        from nasassist_plugins.predictor import coarsen
+
+        coarse = [coarsen(g) for g in graphs]
+        mean = np.array([sum(10 if n.op_type in ("conv2d", "linear") else 1 for n in c.nodes) for c in coarse],
+                        dtype=float)
+        return mean, np.zeros(len(graphs))
+
+
+def test_layers_in_folded_repeats_are_measured_against_a_reference_folded_like_them(predictor):
+    from nasassist_plugins.predictor import coarsen
+    from nasassist_plugins.predictor.coarsen import folded_blocks, keep_block_apart
+
+    graph = from_torch(RepeatedBlocksNet(), INPUT)
+    assert folded_blocks(graph) == {("blocks", 0), ("blocks", 1), ("blocks", 2)}
+    assert coarsen(graph).num_nodes < graph.num_nodes - 4  # blocks 1 and 2 fold into block 0
+    masked, reference = coarsen(mask_layer(graph, "blocks.1.0")), coarsen(keep_block_apart(graph, ("blocks", 1)))
+    # the masked graph and its reference differ by the masked conv only
+    assert masked.edges == reference.edges
+    differing = [k for k, (a, b) in enumerate(zip(masked.nodes, reference.nodes)) if a.op_type != b.op_type]
+    assert masked.num_nodes == reference.num_nodes and len(differing) == 1
+    assert (masked.nodes[differing[0]].op_type, reference.nodes[differing[0]].op_type) == ("identity", "conv2d")
+
+    table = layer_relevance(CoarseSizePredictor(), graph)
+    for key in ("blocks.0.0", "blocks.1.0", "blocks.2.0"):  # a conv in each repeat: 10 -> 1, BN fused either way
+        assert table[key].delta == 9.0 and table[key].reference_mean != table.baseline_mean
+    assert table["stem"].reference_mean == table.baseline_mean and table["stem"].delta == 9.0
+
+    learned = layer_relevance(predictor, graph)  # the real predictor: same bookkeeping
+    for r in learned:
+        assert r.delta == pytest.approx(r.reference_mean - r.masked_mean)
+    assert learned["fc"].reference_mean == learned.baseline_mean
+    assert learned["blocks.1.0"].reference_mean != learned.baseline_mean
 
 
 def test_relevance_deltas_follow_a_transparent_predictor(graph):

@@ -9,6 +9,10 @@ Two lossless-for-ranking reductions make the encoder 3-5x cheaper on stacked net
   (``conv -> bn -> relu``) or the only producer for a weighted node (``relu -> conv``)
   is merged into it, recorded as ``post_norm``/``post_act``/``pre_act`` attributes, as
   compilers fuse them.
+
+:func:`keep_block_apart` exempts one block from folding; layer relevance uses it so that
+a layer masked inside a repeated block is compared with a reference that differs from
+the masked graph by that layer only, not also by how the repeats were folded.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ _ACTIVATIONS = frozenset(
     {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "sigmoid", "hardsigmoid",
      "hardswish", "tanh", "softplus", "prelu", "dropout"}
 )
+
+
+#: Node attribute that keeps the node's block out of repeat folding (see :func:`keep_block_apart`).
+KEEP_APART = "keep_apart"
 
 
 def coarsen(graph: ComputationalGraph, *, fold_repeats: bool = True, fuse: bool = True) -> ComputationalGraph:
@@ -41,12 +49,39 @@ def coarsen(graph: ComputationalGraph, *, fold_repeats: bool = True, fuse: bool 
     return ComputationalGraph.from_parts(nodes, edges, name=graph.name, metadata=graph.metadata)
 
 
+def block_key(module: str | None) -> tuple[str, int] | None:
+    """(container path, index) of the outermost numbered block of a module name, if any.
+
+    ``cells.3.edges.1`` -> ``("cells", 3)``; ``stem.conv`` -> ``None``. Repeat folding
+    compares sibling blocks with the same container path.
+    """
+    return _block_of_name(module) if module else None
+
+
+def folded_blocks(graph: ComputationalGraph) -> set[tuple[str, int]]:
+    """Blocks of ``graph`` that repeat folding merges with an identical sibling."""
+    nodes, edges = graph.nodes, graph.edges
+    blocks, replace, repeat = _plan_folding(nodes, edges)
+    return {key for key, members in blocks.items() if members[0] in replace or members[0] in repeat}
+
+
+def keep_block_apart(graph: ComputationalGraph, block: tuple[str, int]) -> ComputationalGraph:
+    """A copy of ``graph`` whose ``block`` is never folded into, or with, its siblings.
+
+    The block's nodes carry ``KEEP_APART``, which enters the folding signature; nothing
+    else about the graph changes, so its coarsened form is the one a graph gets when that
+    block differs from its siblings (for instance because one of its layers is masked).
+    """
+    nodes = [
+        Node(n.op_type, n.name, n.module, {**n.attrs, KEEP_APART: True} if block_key(n.module) == block else dict(n.attrs))
+        for n in graph.nodes
+    ]
+    return ComputationalGraph.from_parts(nodes, graph.edges, name=graph.name, metadata=graph.metadata)
+
+
 @lru_cache(maxsize=65536)
 def _block_of_name(module: str) -> tuple[str, int] | None:
-    """(container path, index) of the outermost numbered block in a module name.
-
-    Cached: stacked networks repeat their module names from graph to graph.
-    """
+    """:func:`block_key` of a non-empty name (cached: stacked networks repeat their names)."""
     parts = module.split(".")
     for k, part in enumerate(parts):
         if part.isdigit():
@@ -57,17 +92,19 @@ def _block_of_name(module: str) -> tuple[str, int] | None:
 def _node_signature(node: Node) -> tuple:
     """What must match for two nodes at the same position of sibling blocks to be repeats."""
     a = node.attrs
-    return node.op_type, a.get("kernel_size"), a.get("stride"), a.get("out_channels"), a.get("output_shape")
+    return (node.op_type, a.get("kernel_size"), a.get("stride"), a.get("out_channels"), a.get("output_shape"),
+            a.get(KEEP_APART))
 
 
-def _fold_repeats(
+def _plan_folding(
     nodes: list[Node], edges: list[tuple[int, int]]
-) -> tuple[list[Node], list[tuple[int, int]], dict[int, int]]:
-    """Drop repeated sibling blocks; returns kept nodes, edges and {kept node: repeat count}.
+) -> tuple[dict[tuple[str, int], list[int]], dict[int, int], dict[int, int]]:
+    """Which sibling blocks repeat each other.
 
     Two consecutive blocks of one container are repeats when their nodes match one to one
     (op and shape attributes, see :func:`_node_signature`) and so do their inner edges.
-    Reads ``nodes`` without modifying them.
+    Returns the blocks (``{block key: member nodes}``), ``{dropped node: node of the kept
+    block at the same position}`` and ``{kept node: number of copies it stands for}``.
     """
     blocks: dict[tuple[str, int], list[int]] = {}
     block_of: list[tuple[str, int] | None] = [None] * len(nodes)
@@ -79,8 +116,10 @@ def _fold_repeats(
             block_of[i] = key
             position[i] = len(members)
             members.append(i)
+    replace: dict[int, int] = {}
+    repeat: dict[int, int] = {}
     if not blocks:
-        return nodes, edges, {}
+        return blocks, replace, repeat
     inner: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for s, t in edges:
         key = block_of[s]
@@ -89,8 +128,6 @@ def _fold_repeats(
     by_container: dict[str, list[int]] = defaultdict(list)
     for container, index in blocks:
         by_container[container].append(index)
-    replace: dict[int, int] = {}  # dropped node -> node of the kept block at the same position
-    repeat: dict[int, int] = {}  # kept node -> number of copies it stands for
     for container, indices in by_container.items():
         if len(indices) < 2:
             continue  # a block without siblings has nothing to fold into
@@ -110,6 +147,18 @@ def _fold_repeats(
                     repeat[kept] = count
             else:
                 kept_key, kept_sig, count = key, sig, 1
+    return blocks, replace, repeat
+
+
+def _fold_repeats(
+    nodes: list[Node], edges: list[tuple[int, int]]
+) -> tuple[list[Node], list[tuple[int, int]], dict[int, int]]:
+    """Drop repeated sibling blocks (see :func:`_plan_folding`).
+
+    Returns kept nodes, edges and {kept node: repeat count}; reads ``nodes`` without
+    modifying them.
+    """
+    _, replace, repeat = _plan_folding(nodes, edges)
     if not replace:
         return nodes, edges, {}
     keep = [i for i in range(len(nodes)) if i not in replace]

@@ -11,8 +11,13 @@ can put them side by side:
 
 Normalisation (both views, :func:`normalise_contributions`):
 
-* ``delta`` — the raw drop, ``baseline_mean - masked_mean`` on the predictor's scale
-  (positive: the prediction falls without the layer, so the layer helps);
+* ``delta`` — the raw drop, ``reference_mean - masked_mean`` on the predictor's scale
+  (positive: the prediction falls without the layer, so the layer helps). The reference
+  is the baseline prediction, except for a layer inside a block that the predictor's
+  coarsening folds with identical siblings (``layer1.1`` of ``layer1.0..2``): masking
+  the layer also stops that folding, so its reference is the baseline with the block
+  kept apart (:func:`~nasassist_plugins.predictor.coarsen.keep_block_apart`) and the two
+  graphs differ by the layer alone;
 * ``weight`` — drops clipped at 0 and divided by their sum, so weights are non-negative
   and sum to 1 whenever any drop is positive (all 0 otherwise);
 * ``signed_weight`` — drops divided by the sum of their absolute values: in [-1, 1],
@@ -40,6 +45,7 @@ import torch.nn as nn
 
 from nasassist_plugins.errors import NASAssistError
 from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.predictor.coarsen import block_key, folded_blocks, keep_block_apart
 from nasassist_plugins.relevance.masking import Layer, graph_layers, mask_layer, mask_nodes, masked_variants
 
 __all__ = [
@@ -117,7 +123,9 @@ class RelevanceRow:
         op_types: op type of each of the layer's nodes.
         num_params: parameters removed by masking the layer.
         masked_mean, masked_std: the prediction with the layer masked.
-        delta: ``baseline_mean - masked_mean`` (positive: the layer helps).
+        reference_mean: the unmasked prediction the drop is measured from: the baseline,
+            or the baseline with the layer's block kept out of repeat folding (module docstring).
+        delta: ``reference_mean - masked_mean`` (positive: the layer helps).
         weight: normalised non-negative contribution (sums to 1 over the table).
         signed_weight: ``delta / sum(|delta|)``.
         rank: 1 for the largest drop.
@@ -130,6 +138,7 @@ class RelevanceRow:
     num_params: int
     masked_mean: float
     masked_std: float
+    reference_mean: float
     delta: float
     weight: float
     signed_weight: float
@@ -223,7 +232,8 @@ def layer_relevance(
     """Relevance of every layer of a model by masking it and re-predicting.
 
     The graph's layers (see :func:`~.masking.graph_layers`) are visited breadth-first;
-    each masked variant, and the unmasked baseline, are scored in one batched
+    each masked variant, the unmasked baseline and the references of layers inside
+    folded repeated blocks (module docstring) are scored in one batched
     ``predictor.predict`` call.
 
     Args:
@@ -243,8 +253,10 @@ def layer_relevance(
     if not layers:
         raise RelevanceError(f"graph {graph.name!r} has no layers to mask (only input/output nodes)")
     variants = masked_variants(graph, layers)
-    mean, std = _predict_all(predictor, [graph, *variants], batch_size)
-    deltas = mean[0] - mean[1:]
+    references, reference_of = _references(graph, layers)
+    mean, std = _predict_all(predictor, [graph, *variants, *references], batch_size)
+    reference_mean = np.array([mean[0] if r is None else mean[1 + len(variants) + r] for r in reference_of])
+    deltas = reference_mean - mean[1 : 1 + len(variants)]
     weights, signed = normalise_contributions(deltas)
     ranks = _ranks(deltas)
     rows = [
@@ -255,6 +267,7 @@ def layer_relevance(
             num_params=layer.num_params,
             masked_mean=float(mean[k + 1]),
             masked_std=float(std[k + 1]),
+            reference_mean=float(reference_mean[k]),
             delta=float(deltas[k]),
             weight=float(weights[k]),
             signed_weight=float(signed[k]),
@@ -270,6 +283,28 @@ def layer_relevance(
         graph_name=graph.name,
         target_description=str(getattr(predictor, "target_description", "")),
     )
+
+
+def _references(graph: ComputationalGraph, layers: Sequence[Layer]) -> tuple[list[ComputationalGraph], list[int | None]]:
+    """Reference graphs for layers inside folded repeated blocks.
+
+    Returns one graph per such block (the baseline with the block kept apart from its
+    identical siblings) and, per layer, the index of its reference (``None``: the baseline).
+    """
+    folded = folded_blocks(graph)
+    index: dict[tuple[str, int], int] = {}
+    references: list[ComputationalGraph] = []
+    reference_of: list[int | None] = []
+    for layer in layers:
+        block = block_key(layer.module)
+        if block is None or block not in folded:
+            reference_of.append(None)
+            continue
+        if block not in index:
+            index[block] = len(references)
+            references.append(keep_block_apart(graph, block))
+        reference_of.append(index[block])
+    return references, reference_of
 
 
 def _as_graph(model_or_graph: nn.Module | ComputationalGraph, example_input: Any) -> ComputationalGraph:
@@ -300,7 +335,8 @@ def _predict_all(predictor: _Predicts, graphs: list[ComputationalGraph], batch_s
     std = np.asarray(std, dtype=np.float64).reshape(-1)
     if mean.shape[0] != len(graphs) or std.shape[0] != len(graphs):
         raise RelevanceError(
-            f"the predictor returned {mean.shape[0]} predictions for {len(graphs)} graphs (baseline + masked layers)"
+            f"the predictor returned {mean.shape[0]} predictions for {len(graphs)} graphs "
+            "(baseline, masked layers and references)"
         )
     return mean, std
 
