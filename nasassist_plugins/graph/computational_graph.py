@@ -131,6 +131,8 @@ class ComputationalGraph:
         self._nodes: list[Node] = []
         self._edges: list[tuple[int, int]] = []
         self._edge_set: set[tuple[int, int]] = set()
+        # ((num nodes, num edges) it was computed for, order): see topological_order
+        self._topological_cache: tuple[tuple[int, int], list[int]] | None = None
 
     # ------------------------------------------------------------------ building
     def add_node(
@@ -228,7 +230,7 @@ class ComputationalGraph:
             GraphError: if the graph has a cycle.
         """
         size = (len(self._nodes), len(self._edges))
-        cached = getattr(self, "_topological_cache", None)
+        cached = self._topological_cache
         if cached is not None and cached[0] == size:
             return list(cached[1])
         indegree = [0] * self.num_nodes

@@ -49,13 +49,21 @@ def coarsen(graph: ComputationalGraph, *, fold_repeats: bool = True, fuse: bool 
     return ComputationalGraph.from_parts(nodes, edges, name=graph.name, metadata=graph.metadata)
 
 
+@lru_cache(maxsize=65536)
 def block_key(module: str | None) -> tuple[str, int] | None:
     """(container path, index) of the outermost numbered block of a module name, if any.
 
     ``cells.3.edges.1`` -> ``("cells", 3)``; ``stem.conv`` -> ``None``. Repeat folding
-    compares sibling blocks with the same container path.
+    compares sibling blocks with the same container path. Cached: stacked networks
+    repeat their module names from graph to graph.
     """
-    return _block_of_name(module) if module else None
+    if not module:
+        return None
+    parts = module.split(".")
+    for k, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[:k]), int(part)
+    return None
 
 
 def folded_blocks(graph: ComputationalGraph) -> set[tuple[str, int]]:
@@ -79,16 +87,6 @@ def keep_block_apart(graph: ComputationalGraph, block: tuple[str, int]) -> Compu
     return ComputationalGraph.from_parts(nodes, graph.edges, name=graph.name, metadata=graph.metadata)
 
 
-@lru_cache(maxsize=65536)
-def _block_of_name(module: str) -> tuple[str, int] | None:
-    """:func:`block_key` of a non-empty name (cached: stacked networks repeat their names)."""
-    parts = module.split(".")
-    for k, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[:k]), int(part)
-    return None
-
-
 def _node_signature(node: Node) -> tuple:
     """What must match for two nodes at the same position of sibling blocks to be repeats."""
     a = node.attrs
@@ -110,7 +108,7 @@ def _plan_folding(
     block_of: list[tuple[str, int] | None] = [None] * len(nodes)
     position = [0] * len(nodes)  # a node's index inside its block
     for i, node in enumerate(nodes):
-        key = _block_of_name(node.module) if node.module else None
+        key = block_key(node.module)
         if key is not None:
             members = blocks.setdefault(key, [])
             block_of[i] = key

@@ -31,6 +31,11 @@ _OP_GROUPS: dict[str, frozenset[str]] = {
 _PATH_GROUPS = (None, _OP_GROUPS["conv"], _OP_GROUPS["conv"] | _OP_GROUPS["linear"], _OP_GROUPS["pool"])
 
 
+def _elementwise(pick, rows: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """Element-wise ``pick`` (min or max) over equal-length tuples."""
+    return rows[0] if len(rows) == 1 else tuple(map(pick, *rows))
+
+
 @lru_cache(maxsize=None)
 def _path_weights(op: str) -> tuple[float, ...]:
     """How much a node of this op adds to a path, per :data:`_PATH_GROUPS` entry (1 or 0)."""
@@ -62,18 +67,15 @@ def _path_lengths(
         live = [p for p in ps if shortest[p] is not None]
         if not live:
             continue
-        if len(live) == 1:
-            low, high = shortest[live[0]], longest[live[0]]
-        else:
-            low = tuple(map(min, *(shortest[p] for p in live)))
-            high = tuple(map(max, *(longest[p] for p in live)))
+        low = _elementwise(min, [shortest[p] for p in live])
+        high = _elementwise(max, [longest[p] for p in live])
         shortest[i] = tuple(a + w for a, w in zip(low, weights))
         longest[i] = tuple(a + w for a, w in zip(high, weights))
     outs = [i for i in outputs if shortest[i] is not None]
     if not outs:
         return [0.0] * (2 * len(_PATH_GROUPS))
-    low = tuple(map(min, *(shortest[i] for i in outs))) if len(outs) > 1 else shortest[outs[0]]
-    high = tuple(map(max, *(longest[i] for i in outs))) if len(outs) > 1 else longest[outs[0]]
+    low = _elementwise(min, [shortest[i] for i in outs])
+    high = _elementwise(max, [longest[i] for i in outs])
     return [float(v) for pair in zip(low, high) for v in pair]
 
 
@@ -92,14 +94,13 @@ def graph_features(graph: ComputationalGraph, coarse: ComputationalGraph | None 
     ]
     for group in _OP_GROUPS.values():
         features.append(sum(counts.get(op, 0) for op in group))
-    order = small.topological_order()
+    edges = small.edges  # a copy per access: read it once
     preds: dict[int, list[int]] = {}
-    for s, t in small.edges:
+    for s, t in edges:
         preds.setdefault(t, []).append(s)
-    outputs = small.output_nodes()
-    features.extend(_path_lengths(small, order, preds, outputs))
-    indeg = np.bincount([t for _, t in small.edges], minlength=small.num_nodes)
-    outdeg = np.bincount([s for s, _ in small.edges], minlength=small.num_nodes)
+    features.extend(_path_lengths(small, small.topological_order(), preds, small.output_nodes()))
+    indeg = np.bincount([t for _, t in edges], minlength=small.num_nodes)
+    outdeg = np.bincount([s for s, _ in edges], minlength=small.num_nodes)
     features += [float(indeg.mean()), float(indeg.max()), float(outdeg.max())]
     return np.asarray(features, dtype=np.float64)
 
