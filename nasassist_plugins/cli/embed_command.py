@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor, make_console
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import CommandError
 from nasassist_plugins.graph import ComputationalGraph
 
-
-class EmbedCommandError(NASAssistError, ValueError):
-    """Bad options or path file for ``nasassist embed``."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.relevance.report import embedding_map
 
     if args.out.suffix.lower() != ".png":
-        raise EmbedCommandError(f"--out must end in .png, got {args.out}")
+        raise CommandError(f"--out must end in .png, got {args.out}")
     if args.limit is not None and args.limit < 2:
-        raise EmbedCommandError(f"--limit must be at least 2, got {args.limit}")
+        raise CommandError(f"--limit must be at least 2, got {args.limit}")
     if not args.data.is_dir():
-        raise EmbedCommandError(f"benchmark data directory not found: {args.data}")
+        raise CommandError(f"benchmark data directory not found: {args.data}")
     predictor = load_predictor(args.weights)
     path_graphs, path_names = load_path(args.path, args.input_shape) if args.path else ([], [])
     graphs, values, labels = load_benchmark_points(args.families, args.data, args.limit, args.seed, args.jobs)
@@ -86,9 +83,9 @@ def resolve_task_names(families: str) -> list[str]:
         elif item in FAMILY_TASKS:
             names.append(FAMILY_TASKS[item][0])
         else:
-            raise EmbedCommandError(f"unknown family or task {item!r}; choose from {sorted(set(FAMILY_TASKS) | set(TASKS))}")
+            raise CommandError(f"unknown family or task {item!r}; choose from {sorted(set(FAMILY_TASKS) | set(TASKS))}")
     if not names:
-        raise EmbedCommandError("--families is empty")
+        raise CommandError("--families is empty")
     return list(dict.fromkeys(names))
 
 
@@ -114,13 +111,13 @@ def load_path(path_file: Path, input_shape: str | None) -> tuple[list[Computatio
     (relative to the path file's folder or the working directory), SPEC strings, or
     inline graph objects."""
     if not path_file.is_file():
-        raise EmbedCommandError(f"path file not found: {path_file}")
+        raise CommandError(f"path file not found: {path_file}")
     try:
         items = json.loads(path_file.read_text())
     except json.JSONDecodeError as exc:
-        raise EmbedCommandError(f"{path_file} is not valid JSON: {exc}") from exc
+        raise CommandError(f"{path_file} is not valid JSON: {exc}") from exc
     if not isinstance(items, list) or not items:
-        raise EmbedCommandError(f"{path_file} must hold a non-empty JSON list of graph files or SPEC strings")
+        raise CommandError(f"{path_file} must hold a non-empty JSON list of graph files or SPEC strings")
     graphs, names = [], []
     for k, item in enumerate(items):
         graph, name = _path_step(item, path_file.parent, input_shape, k)
@@ -135,11 +132,11 @@ def _path_step(item: Any, base: Path, input_shape: str | None, k: int) -> tuple[
     if isinstance(item, dict):
         return ComputationalGraph.from_dict(item), str(item.get("name", f"step {k}"))
     if not isinstance(item, str):
-        raise EmbedCommandError(f"path step {k} is a {type(item).__name__}: expected a graph file name or a SPEC string")
+        raise CommandError(f"path step {k} is a {type(item).__name__}: expected a graph file name or a SPEC string")
     if item.lower().endswith(".json"):
         candidates = [Path(item), base / item]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise EmbedCommandError(f"path step {k}: graph file not found: {item}")
+            raise CommandError(f"path step {k}: graph file not found: {item}")
         return ComputationalGraph.from_json(found), found.stem
     return load_model_spec(item, input_shape).graph, item

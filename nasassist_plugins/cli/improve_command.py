@@ -14,11 +14,8 @@ import sys
 from pathlib import Path
 
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import CommandError
 
-
-class ImproveCommandError(NASAssistError, ValueError):
-    """Options of ``nasassist improve`` that cannot be honoured."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,10 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _split_spec(spec: str) -> tuple[Path, str]:
     path_text, sep, cls = spec.rpartition(":")
     if not sep or not path_text.endswith(".py") or not cls.isidentifier():
-        raise ImproveCommandError(f"SPEC must be file.py:ClassName, got {spec!r}")
+        raise CommandError(f"SPEC must be file.py:ClassName, got {spec!r}")
     path = Path(path_text)
     if not path.is_file():
-        raise ImproveCommandError(f"model file not found: {path}")
+        raise CommandError(f"model file not found: {path}")
     return path, cls
 
 
@@ -76,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     path, entry = _split_spec(args.spec)
     shape = parse_input_shape(args.input_shape)
     if args.max_iter < 1:
-        raise ImproveCommandError(f"--max-iter must be positive, got {args.max_iter}")
+        raise CommandError(f"--max-iter must be positive, got {args.max_iter}")
     if bool(args.llm_model) != bool(args.base_url):
-        raise ImproveCommandError("--llm-model and --base-url go together (give both, or neither for the offline mutator)")
+        raise CommandError("--llm-model and --base-url go together (give both, or neither for the offline mutator)")
     source = path.read_text(encoding="utf-8")
     predictor = load_predictor(args.weights)
     sandbox = Sandbox(SandboxLimits(wall_s=args.sandbox_timeout, cpu_s=args.sandbox_timeout,

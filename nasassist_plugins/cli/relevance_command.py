@@ -8,11 +8,8 @@ import json
 from pathlib import Path
 
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor, make_console
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import CommandError
 
-
-class RelevanceCommandError(NASAssistError, ValueError):
-    """Options of ``nasassist relevance`` that cannot be honoured."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,18 +39,18 @@ def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.relevance.report import plot_relevance, relevance_rich_table
 
     if args.out.suffix.lower() != ".png":
-        raise RelevanceCommandError(f"--out must end in .png, got {args.out}")
+        raise CommandError(f"--out must end in .png, got {args.out}")
     if args.top is not None and args.top < 1:
-        raise RelevanceCommandError(f"--top must be positive, got {args.top}")
+        raise CommandError(f"--top must be positive, got {args.top}")
     predictor = load_predictor(args.weights)
     resolved = load_model_spec(args.spec, args.input_shape)
     table = layer_relevance(predictor, resolved.graph)
     saliency = None
     if args.data_driven:
         if resolved.model is None or resolved.input_shape is None:
-            raise RelevanceCommandError(f"{args.spec}: --data-driven needs a PyTorch model (not an ONNX file)")
+            raise CommandError(f"{args.spec}: --data-driven needs a PyTorch model (not an ONNX file)")
         if args.saliency_batch < 1:
-            raise RelevanceCommandError(f"--saliency-batch must be positive, got {args.saliency_batch}")
+            raise CommandError(f"--saliency-batch must be positive, got {args.saliency_batch}")
         batch_shape = (args.saliency_batch, *resolved.input_shape[1:])
         saliency = data_driven_relevance(resolved.model, batch_shape, method=args.data_driven)
     console = make_console()

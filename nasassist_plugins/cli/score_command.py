@@ -16,15 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import CommandError, MissingWeightsError
 
 
-class MissingWeightsError(NASAssistError, FileNotFoundError):
-    """No predictor weights: none given with ``--weights`` and none installed by default."""
-
-
-class ScoreError(NASAssistError, ValueError):
-    """The score command cannot do what was asked (e.g. proxies on a model-less SPEC)."""
 
 
 def add_weights_argument(parser: argparse.ArgumentParser) -> None:
@@ -124,13 +118,13 @@ def _proxies(resolved, names: str, batch: int) -> tuple[dict[str, float | None],
     from nasassist_plugins.proxies import available_proxies, run_proxies
 
     if resolved.model is None or resolved.input_shape is None:
-        raise ScoreError(f"{resolved.spec}: zero-cost proxies need a PyTorch model (not an ONNX file or graph)")
+        raise CommandError(f"{resolved.spec}: zero-cost proxies need a PyTorch model (not an ONNX file or graph)")
     wanted = available_proxies() if names.strip() == "all" else [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in available_proxies()]
     if unknown or not wanted:
-        raise ScoreError(f"unknown proxies {unknown or names!r}; choose from {', '.join(available_proxies())} or 'all'")
+        raise CommandError(f"unknown proxies {unknown or names!r}; choose from {', '.join(available_proxies())} or 'all'")
     if batch < 1:
-        raise ScoreError(f"--proxy-batch must be positive, got {batch}")
+        raise CommandError(f"--proxy-batch must be positive, got {batch}")
     shape = (batch, *resolved.input_shape[1:])
     runs = _quietly(run_proxies, resolved.model, names=wanted, input_shape=shape, progress=False)
     values = {r.name: (float(r.value) if math.isfinite(r.value) else None) for r in runs}
@@ -140,14 +134,13 @@ def _proxies(resolved, names: str, batch: int) -> tuple[dict[str, float | None],
 
 def _quietly(function, *args, **kwargs):
     """Call ``function`` with the proxies logger's warnings held back (the table shows them)."""
-    from nasassist_plugins.proxies import LOGGER
-
-    previous = LOGGER.level
-    LOGGER.setLevel(logging.ERROR)
+    proxies_logger = logging.getLogger("nasassist_plugins.proxies")
+    previous = proxies_logger.level
+    proxies_logger.setLevel(logging.ERROR)
     try:
         return function(*args, **kwargs)
     finally:
-        LOGGER.setLevel(previous)
+        proxies_logger.setLevel(previous)
 
 
 def _score_table(result: dict[str, Any]):

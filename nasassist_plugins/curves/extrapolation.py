@@ -69,7 +69,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import ndtr
 
 from nasassist_plugins.curves.models import CURVE_MODELS, CurveModel, ObservedCurve, observe_curve
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import CurveFitError, LearningCurveError
 
 __all__ = [
     "CurveFitError",
@@ -99,12 +99,6 @@ _TOLERANCE = 1e-6
 _PROPOSAL_SCALE = 1.5
 
 
-class LearningCurveError(NASAssistError, ValueError):
-    """Observed learning-curve data cannot be used (NaN, mismatched lengths, too short...)."""
-
-
-class CurveFitError(NASAssistError, RuntimeError):
-    """No curve family produced a usable fit or forecast (or ``fit`` was not called)."""
 
 
 @dataclass(frozen=True)

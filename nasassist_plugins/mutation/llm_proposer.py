@@ -30,7 +30,7 @@ from nasassist_plugins.mutation.space import coerce, params_key
 
 __all__ = ["LLMProposer"]
 
-_logger = logging.getLogger("nasassist_plugins.mutation")
+_logger = logging.getLogger(__name__)
 
 
 class LLMProposer:

@@ -45,7 +45,7 @@ from nasassist_plugins.relevance import graph_layers, layer_relevance
 
 __all__ = ["RelevanceGuidedMutator", "module_signatures"]
 
-_logger = logging.getLogger("nasassist_plugins.mutation")
+_logger = logging.getLogger(__name__)
 _CACHE_LIMIT = 50_000
 _SIGNATURE_SKIP = frozenset({"output_shape", "flops", "masked", "masked_op"})
 

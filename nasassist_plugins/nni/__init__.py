@@ -22,7 +22,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from nasassist_plugins.nni._env import INSTALL_HINT, NNIConfigError, NNIEnvironmentError, check_environment
+from nasassist_plugins.errors import NNIConfigError, NNIEnvironmentError
+from nasassist_plugins.nni._env import INSTALL_HINT, check_environment
 
 check_environment()
 

@@ -20,7 +20,7 @@ import re
 import sys
 from importlib import metadata
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import NNIEnvironmentError
 
 _logger = logging.getLogger(__name__)
 
@@ -30,12 +30,6 @@ INSTALL_HINT = 'pip install "nasassist-plugins[nni]"  (= nni==3.0 "filelock<3.12
 SUPPORTED_NNI = "3.0"
 
 
-class NNIEnvironmentError(NASAssistError, ImportError):
-    """NNI is missing, or installed next to a package version it cannot work with."""
-
-
-class NNIConfigError(NASAssistError, ValueError):
-    """Invalid arguments of the NNI tuner or assessor (light: no PyTorch import needed)."""
 
 
 def _parse(text: str) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from nasassist_plugins.nni._env import NNIConfigError
+from nasassist_plugins.errors import NNIConfigError
 
 
 def scalar_metric(metric: Any) -> float | None:

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from nni.assessor import AssessResult, Assessor
 
 from nasassist_plugins.curves import should_stop
-from nasassist_plugins.nni._env import NNIConfigError
+from nasassist_plugins.errors import NNIConfigError
 from nasassist_plugins.nni._util import scalar_metric
 
 _logger = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from nasassist_plugins.nni._env import NNIConfigError, configure_framework
+from nasassist_plugins.errors import NNIConfigError
+from nasassist_plugins.nni._env import configure_framework
 
 
 def free_port() -> int:

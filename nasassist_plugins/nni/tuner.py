@@ -32,7 +32,7 @@ import numpy as np
 from nni import NoMoreTrialError
 from nni.tuner import Tuner
 
-from nasassist_plugins.nni._env import NNIConfigError
+from nasassist_plugins.errors import NNIConfigError
 from nasassist_plugins.nni._util import check_int, check_mode, load_predictor, scalar_metric
 
 # PyTorch, the predictor and the planner are imported in update_search_space(), i.e. after

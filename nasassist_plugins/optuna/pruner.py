@@ -21,11 +21,11 @@ intermediate value, or its objective value when it reported none.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Literal
 
 import numpy as np
-import optuna
 from optuna.pruners import BasePruner
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -34,7 +34,7 @@ from nasassist_plugins.curves import LearningCurveError, should_stop
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.search import SearchError, check_quantile
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = logging.getLogger(__name__)
 
 LCE_PROBABILITY = _attrs.PREFIX + "lce_probability"
 PRUNED_BY = _attrs.PREFIX + "pruned_by"

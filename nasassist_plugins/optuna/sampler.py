@@ -45,7 +45,7 @@ from nasassist_plugins.search.candidates import contains
 from nasassist_plugins.search.planner import Planner
 from nasassist_plugins.search.space import SearchSpace
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = logging.getLogger(__name__)
 
 BuildModel = Callable[[Any], "nn.Module | ComputationalGraph"]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from nasassist_plugins.graph import OP_DESCRIPTIONS, OP_VOCABULARY
 
-_logger = logging.getLogger("nasassist_plugins.predictor")
+_logger = logging.getLogger(__name__)
 
 TEXT_EMBEDDING_DIM = 384
 _warned: set[str] = set()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import PredictorError
 from nasassist_plugins.graph import ComputationalGraph, is_known_op
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
@@ -34,15 +34,12 @@ from nasassist_plugins.predictor.graph_features import NUM_GRAPH_FEATURES, graph
 from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
 from nasassist_plugins.predictor.op_text import embed_op_texts, nearest_known_op, warn_unknown_once
 
-_logger = logging.getLogger("nasassist_plugins.predictor")
+_logger = logging.getLogger(__name__)
 
 WEIGHTS_FORMAT = "nasassist.predictor"
 WEIGHTS_VERSION = 1
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 
-
-class PredictorError(NASAssistError, ValueError):
-    """Bad predictor input (empty graph, wrong weights file, version mismatch, ...)."""
 
 
 @dataclass

@@ -28,7 +28,7 @@ from nasassist_plugins.predictor.op_text import vocabulary_text_table
 from nasassist_plugins.predictor.predictor import Predictor, _pairwise_rank_loss, train_regressor
 from nasassist_plugins.predictor.pretrain import laplacian_spectrum, pretrain_encoder
 
-_logger = logging.getLogger("nasassist_plugins.predictor")
+_logger = logging.getLogger(__name__)
 
 
 @dataclass

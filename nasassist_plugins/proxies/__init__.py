@@ -15,7 +15,6 @@ leaves ``model`` unchanged; new ones are added with :func:`register_proxy`.
 from __future__ import annotations
 
 from nasassist_plugins.proxies._base import (
-    LOGGER,
     ProxyInputError,
     ProxySpec,
     ProxyTypeError,
@@ -35,7 +34,6 @@ from nasassist_plugins.proxies.compute import ProxyRun, compute_proxies, run_pro
 from nasassist_plugins.proxies.saliency import SALIENCY_METHODS, module_saliency  # isort: skip
 
 __all__ = [
-    "LOGGER",
     "ProxyInputError",
     "ProxyRun",
     "ProxySpec",

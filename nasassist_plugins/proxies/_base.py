@@ -27,10 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import ProxyInputError, ProxyTypeError
 
 __all__ = [
-    "LOGGER",
     "LossFn",
     "ProxyFn",
     "ProxyInputError",
@@ -42,18 +41,12 @@ __all__ = [
 ]
 
 #: Logger of the proxies package; a failing proxy logs its reason here.
-LOGGER = logging.getLogger("nasassist_plugins.proxies")
+_logger = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProxyFn = Callable[..., float]
 
 
-class ProxyInputError(NASAssistError, ValueError):
-    """The batch (or the model on that batch) is unusable for every requested proxy that needs it."""
-
-
-class ProxyTypeError(NASAssistError, TypeError):
-    """A proxy was given an object of the wrong kind (e.g. not an ``nn.Module`` or not a tensor)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +228,7 @@ def isolated(model: nn.Module) -> Iterator[nn.Module]:
     try:
         work = copy.deepcopy(model)
     except Exception as exc:  # noqa: BLE001 - any failure means "use snapshot/restore"
-        LOGGER.debug("deepcopy of %s failed (%s); restoring its state instead", type(model).__name__, exc)
+        _logger.debug("deepcopy of %s failed (%s); restoring its state instead", type(model).__name__, exc)
         snapshot = _Snapshot(model)
         try:
             yield model

@@ -10,6 +10,7 @@ raised up front instead, as :class:`ProxyInputError` (see :mod:`._batch`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from nasassist_plugins.proxies._base import (
-    LOGGER,
     LossFn,
     ProxySpec,
     available_proxies,
@@ -28,7 +28,10 @@ from nasassist_plugins.proxies._base import (
     forked_rng,
     get_proxy,
 )
+
 from nasassist_plugins.proxies._batch import prepare_batch
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["ProxyRun", "compute_proxies", "run_proxies"]
 
@@ -69,7 +72,7 @@ def _run_one(
         error, value = describe_exception(exc), math.nan
     seconds = time.perf_counter() - start
     if error is not None:
-        LOGGER.warning("proxy %r failed on %s: %s", spec.name, type(model).__name__, error)
+        _logger.warning("proxy %r failed on %s: %s", spec.name, type(model).__name__, error)
     return ProxyRun(spec.name, value, seconds, error)
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import RelevanceError
 from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.predictor.coarsen import block_key, folded_blocks, keep_block_apart
 from nasassist_plugins.relevance.masking import Layer, graph_layers, mask_layer, mask_nodes, masked_variants
@@ -70,9 +70,6 @@ NORMALISATION = (
     "signed_weight = delta / sum(|delta|)"
 )
 
-
-class RelevanceError(NASAssistError, ValueError):
-    """Layer relevance cannot be computed (no layers, no input to trace, predictor mismatch, ...)."""
 
 
 class _Predicts(Protocol):

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import ReportError
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = [
@@ -39,9 +39,6 @@ _DATA_DRIVEN = "#8d99ae"
 _MAX_PATH_LABEL = 24  # longer step names (SPEC strings) are shown as their number only
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 
-
-class ReportError(NASAssistError, ValueError):
-    """A report cannot be drawn (too few points, mismatched inputs, unwritable output)."""
 
 
 def _pyplot():

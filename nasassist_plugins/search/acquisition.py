@@ -12,13 +12,10 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from nasassist_plugins.errors import NASAssistError
+from nasassist_plugins.errors import SearchError
 
 ACQUISITIONS = ("ucb", "ei", "mean")
 
-
-class SearchError(NASAssistError, ValueError):
-    """Invalid search configuration or no usable candidate."""
 
 
 def check_acquisition(name: str) -> str:
