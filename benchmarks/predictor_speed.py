@@ -38,7 +38,7 @@ def main() -> None:
 
     from nasassist_plugins.adapters import nb201_network
     from nasassist_plugins.predictor import Predictor
-    from nasassist_plugins.predictor.tasks import TASKS, load_task
+    from nasassist_plugins.predictor.training.tasks import TASKS, load_task
 
     predictor = Predictor.load(args.weights)
     labelled, _ = load_task(TASKS["nb201-c10-12ep"], args.data, limit=1000, seed=0, progress=False)

@@ -24,8 +24,8 @@ import numpy as np
 from nasassist_plugins.predictor import Predictor
 from nasassist_plugins.predictor.graph_features import graph_feature_matrix
 from nasassist_plugins.predictor.metrics import ranking_metrics
-from nasassist_plugins.predictor.tasks import TASKS, load_task
-from nasassist_plugins.predictor.training import TrainingConfig, rank_normalise, train_predictor
+from nasassist_plugins.predictor.training.tasks import TASKS, load_task
+from nasassist_plugins.predictor.training.pipeline import TrainingConfig, rank_normalise, train_predictor
 
 THESIS = {  # zero-shot from NB101 (thesis Table 3.5): Spearman, NDCG@10
     "nb201-c10": (0.8685, 0.9851),
@@ -37,7 +37,7 @@ EVAL_TASKS = ("nb201-c10", "nb201-in16", "nb201-c100-12ep", "nb301", "tnb101-cla
 
 def _train(args: argparse.Namespace):
     from nasassist_plugins.families import sample_graphs
-    from nasassist_plugins.predictor.zoo import sample_zoo_graphs
+    from nasassist_plugins.predictor.training.zoo import sample_zoo_graphs
 
     train_set, _ = load_task(TASKS["nb101"], args.data, limit=args.train_limit, seed=args.seed, n_jobs=args.jobs)
     if args.weights:

@@ -29,7 +29,7 @@ def _models() -> dict:
     from graph_extraction import ResNet18  # benchmarks/graph_extraction.py, torchvision's layout
 
     from nasassist_plugins.adapters import nb201_network
-    from nasassist_plugins.predictor.zoo import random_mobilenet, random_resnet
+    from nasassist_plugins.predictor.training.zoo import random_mobilenet, random_resnet
 
     return {
         "NB201 network (5 cells per stage)": nb201_network(

@@ -265,7 +265,7 @@ def test_training_pipeline_end_to_end(nb201_graphs):
     """Pre-training, supervised shaping, GMM gate and experts run and learn the synthetic ranking."""
     from scipy.stats import spearmanr
 
-    from nasassist_plugins.predictor.training import LabelledSet, TrainingConfig, train_predictor
+    from nasassist_plugins.predictor.training.pipeline import LabelledSet, TrainingConfig, train_predictor
 
     graphs, y = nb201_graphs
     config = TrainingConfig(hidden_dim=32, ensemble_size=2, pretrain_epochs=1, supervised_epochs=2,

@@ -74,7 +74,7 @@ def _path_table(predictor: Any, graphs: list[ComputationalGraph], names: list[st
 
 def resolve_task_names(families: str) -> list[str]:
     """Family or task names -> task names (a family maps to its first task)."""
-    from nasassist_plugins.predictor.tasks import FAMILY_TASKS, TASKS
+    from nasassist_plugins.predictor.training.tasks import FAMILY_TASKS, TASKS
 
     names: list[str] = []
     for item in (i.strip() for i in families.split(",") if i.strip()):
@@ -93,7 +93,7 @@ def load_benchmark_points(
     families: str, data_dir: Path, limit: int | None, seed: int, jobs: int
 ) -> tuple[list[ComputationalGraph], list[float], list[str]]:
     """(graphs, values, task label per graph) of the requested tasks."""
-    from nasassist_plugins.predictor.tasks import TASKS, load_task
+    from nasassist_plugins.predictor.training.tasks import TASKS, load_task
 
     graphs: list[ComputationalGraph] = []
     values: list[float] = []

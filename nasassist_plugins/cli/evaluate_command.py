@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nasassist_plugins.predictor import Predictor
     from nasassist_plugins.predictor.metrics import ranking_metrics
-    from nasassist_plugins.predictor.tasks import load_task, resolve_tasks
+    from nasassist_plugins.predictor.training.tasks import load_task, resolve_tasks
 
     predictor = Predictor.load(args.weights) if args.weights else Predictor.load_default()
     table = Table(title=f"Zero-shot ranking quality ({args.weights or 'default weights'})")

@@ -36,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.families import sample_graphs
-    from nasassist_plugins.predictor.tasks import load_task, resolve_tasks
-    from nasassist_plugins.predictor.training import TrainingConfig, train_predictor
-    from nasassist_plugins.predictor.zoo import sample_zoo_graphs
+    from nasassist_plugins.predictor.training.tasks import load_task, resolve_tasks
+    from nasassist_plugins.predictor.training.pipeline import TrainingConfig, train_predictor
+    from nasassist_plugins.predictor.training.zoo import sample_zoo_graphs
 
     started = time.perf_counter()
     tasks = resolve_tasks(args.train_families, leave_out=args.leave_out)

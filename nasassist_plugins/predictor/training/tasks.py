@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nasassist_plugins.errors import DataError
-from nasassist_plugins.predictor.training import LabelledSet
+from nasassist_plugins.predictor.training.pipeline import LabelledSet
 
 
 @dataclass(frozen=True)
