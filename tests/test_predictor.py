@@ -12,6 +12,7 @@ from models import MobileBlockNet, ResidualCNN
 from nasassist_plugins.adapters import from_torch, nb201_network
 from nasassist_plugins.adapters.cells import random_nb201_arch
 from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.predictor.scalers import ExtraFeatureScaler
 from nasassist_plugins.predictor import EMBEDDING_DIM, GraphEncoder, Predictor, PredictorError, SoftClusterer, coarsen
 from nasassist_plugins.predictor.features import ATTRIBUTE_SIZES, collate, graph_to_data
 from nasassist_plugins.predictor import predictor as predictor_module
@@ -146,7 +147,7 @@ def test_extra_features_start_neutral_are_learned_and_saved(tmp_path, nb201_grap
     predictor.fit_gate(predictor.embed(graphs), candidates=(1, 2))
     before, _ = predictor.predict(graphs)
     predictor.regressor.widen_inputs(3)
-    predictor.extra_scaler = predictor_module.ExtraFeatureScaler(3)
+    predictor.extra_scaler = ExtraFeatureScaler(3)
     widened, _ = predictor.predict(graphs, features=rng.normal(size=(len(graphs), 3)))
     np.testing.assert_allclose(widened, before, rtol=1e-5, atol=1e-6)  # zero columns: nothing changes
 
@@ -251,7 +252,7 @@ def test_coarsen_handles_activation_fused_forward_into_a_norm():
 
 def test_shipped_default_weights_load_and_score_a_model():
     """The weights inside the package load with safetensors and score a user's model."""
-    from nasassist_plugins.predictor.predictor import DEFAULT_WEIGHTS
+    from nasassist_plugins.predictor.persistence import DEFAULT_WEIGHTS
 
     assert DEFAULT_WEIGHTS.is_file(), "default weights must ship with the package"
     assert DEFAULT_WEIGHTS.stat().st_size <= 25 * 1024 * 1024

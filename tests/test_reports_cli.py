@@ -121,7 +121,7 @@ def test_bad_models_and_shapes_give_one_clear_line(workdir, tmp_path, capsys, co
 
 @pytest.mark.parametrize("command", ["relevance", "score", "embed"])
 def test_missing_weights_give_one_clear_line(workdir, tmp_path, capsys, monkeypatch, command):
-    import nasassist_plugins.predictor.predictor as predictor_module
+    import nasassist_plugins.predictor.persistence as predictor_module
 
     monkeypatch.setattr(predictor_module, "DEFAULT_WEIGHTS", tmp_path / "absent" / "default.safetensors")
     head = ["embed", "--data", str(tmp_path)] if command == "embed" else [command, f"{workdir / 'net.py'}:Net",

@@ -42,7 +42,7 @@ def make_console():
 def load_predictor(weights: Path | None):
     """The predictor of ``--weights``, or the default one, with a clear error when absent."""
     from nasassist_plugins.predictor import Predictor
-    from nasassist_plugins.predictor.predictor import DEFAULT_WEIGHTS
+    from nasassist_plugins.predictor.persistence import DEFAULT_WEIGHTS
 
     if weights is not None:
         if not Path(weights).is_file():

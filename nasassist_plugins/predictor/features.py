@@ -35,7 +35,7 @@ ATTRIBUTE_SIZES: dict[str, int] = {
 }
 UNKNOWN_OP_ID = len(OP_VOCABULARY)
 NUM_OP_IDS = len(OP_VOCABULARY) + 1
-_OP_INDEX = {op: i for i, op in enumerate(OP_VOCABULARY)}
+OP_INDEX = {op: i for i, op in enumerate(OP_VOCABULARY)}
 
 
 def _log_bucket(value: Any, base: int, top: int) -> int:
@@ -124,7 +124,7 @@ def graph_to_data(graph: ComputationalGraph, unknown_op_ids: dict[str, int] | No
     if graph.num_nodes == 0:
         raise GraphError(f"cannot score graph {graph.name!r}: it has no nodes")
     unknown_op_ids = unknown_op_ids or {}
-    ops = [_OP_INDEX.get(n.op_type, unknown_op_ids.get(n.op_type, UNKNOWN_OP_ID)) for n in graph.nodes]
+    ops = [OP_INDEX.get(n.op_type, unknown_op_ids.get(n.op_type, UNKNOWN_OP_ID)) for n in graph.nodes]
     attrs = [node_attribute_ids(n) for n in graph.nodes]
     order = graph.topological_order()
     depth = [0.0] * graph.num_nodes

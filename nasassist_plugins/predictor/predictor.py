@@ -13,10 +13,8 @@ study's own results, predictions come back on the scale of the values given to `
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 import logging
-import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -29,16 +27,17 @@ from nasassist_plugins.graph import ComputationalGraph, is_known_op
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
-from nasassist_plugins.predictor.features import _OP_INDEX, collate, graph_to_data
+from nasassist_plugins.predictor.features import NUM_OP_IDS, OP_INDEX, collate, graph_to_data
 from nasassist_plugins.predictor.graph_features import NUM_GRAPH_FEATURES, graph_feature_matrix
 from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
-from nasassist_plugins.predictor.op_text import embed_op_texts, nearest_known_op, warn_unknown_once
+from nasassist_plugins.predictor.regression import train_regressor
+from nasassist_plugins.predictor.scalers import ExtraFeatureScaler, FeatureScaler
+from nasassist_plugins.predictor.op_text import TEXT_EMBEDDING_DIM, embed_op_texts, nearest_known_op, warn_unknown_once
+from nasassist_plugins.predictor import persistence
+from nasassist_plugins.predictor.persistence import MAX_UNKNOWN_OPS, read_weights, write_weights
 
 _logger = logging.getLogger(__name__)
 
-WEIGHTS_FORMAT = "nasassist.predictor"
-WEIGHTS_VERSION = 1
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 
 
 
@@ -61,53 +60,6 @@ class EncodedArchitectures:
         index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         features = None if self.features is None else self.features[index]
         return EncodedArchitectures(self.embeddings[index], self.inputs[index], features)
-
-
-class FeatureScaler(nn.Module):
-    """Standardises extra per-architecture features with statistics of the training set."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(num_features))
-        self.register_buffer("std", torch.ones(num_features))
-
-    @property
-    def num_features(self) -> int:
-        return int(self.mean.shape[0])
-
-    def fit(self, features: np.ndarray) -> "FeatureScaler":
-        self.mean = torch.tensor(features.mean(0), dtype=torch.float32)
-        self.std = torch.tensor(np.maximum(features.std(0), 1e-6), dtype=torch.float32)
-        return self
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return ((features - self.mean) / self.std).clamp(-6.0, 6.0)
-
-
-class ExtraFeatureScaler(FeatureScaler):
-    """Standardises caller-supplied features (e.g. zero-cost proxies) after a signed log.
-
-    Proxies span many orders of magnitude (synflow reaches 1e30 on large networks), so
-    each value goes through ``sign(x) * log1p(|x|)`` before standardising; a missing
-    value (NaN, e.g. a proxy that failed) becomes the training mean (0 after scaling).
-    """
-
-    @staticmethod
-    def _signed_log(features: torch.Tensor | np.ndarray):
-        if isinstance(features, np.ndarray):
-            return np.sign(features) * np.log1p(np.abs(features))
-        return torch.sign(features) * torch.log1p(features.abs())
-
-    def fit(self, features: np.ndarray) -> "ExtraFeatureScaler":
-        logged = self._signed_log(np.asarray(features, dtype=np.float64))
-        mean = np.nanmean(logged, axis=0) if np.isfinite(logged).any() else np.zeros(logged.shape[1])
-        std = np.nanstd(logged, axis=0) if np.isfinite(logged).any() else np.ones(logged.shape[1])
-        self.mean = torch.tensor(np.nan_to_num(mean), dtype=torch.float32)
-        self.std = torch.tensor(np.maximum(np.nan_to_num(std, nan=1.0), 1e-6), dtype=torch.float32)
-        return self
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.nan_to_num(super().forward(self._signed_log(features)), nan=0.0)
 
 
 class Predictor:
@@ -269,7 +221,7 @@ class Predictor:
             for op in new:
                 replacement = nearest_known_op(op)
                 warn_unknown_once(op, replacement)
-                self.unknown_op_ids[op] = _OP_INDEX[replacement]
+                self.unknown_op_ids[op] = OP_INDEX[replacement]
             return
         first = self.encoder.nodes.extend_text_table(torch.from_numpy(vectors))
         for k, op in enumerate(new):
@@ -418,53 +370,37 @@ class Predictor:
         return tensors
 
     def save(self, path: str | Path) -> Path:
-        """Write weights and configuration to one safetensors file."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = {
-            "format": WEIGHTS_FORMAT,
-            "version": WEIGHTS_VERSION,
+        """Write weights and configuration to one safetensors file (see :mod:`.persistence`)."""
+        return write_weights(path, self.state_tensors(), {
             "config": self.config,
             "target_offset": self.target_offset,
             "target_scale": self.target_scale,
             "target_description": self.target_description,
             "unknown_op_ids": self.unknown_op_ids,
             "training_info": self.training_info,
-        }
-        save_file(self.state_tensors(), str(path), metadata={"nasassist": json.dumps(header)})
-        return path
+        })
+
+    @classmethod
+    def _expected_tensors(cls, config: dict[str, Any], text_rows: int) -> dict[str, torch.Tensor]:
+        """Tensors (on the meta device: no memory) of a predictor with this configuration."""
+        if not NUM_OP_IDS <= text_rows <= NUM_OP_IDS + MAX_UNKNOWN_OPS:
+            raise PredictorError(
+                f"the operator text table has {text_rows} rows; expected {NUM_OP_IDS}..{NUM_OP_IDS + MAX_UNKNOWN_OPS}"
+            )
+        with torch.device("meta"):
+            shell = cls(**config, text_table=torch.empty(text_rows, TEXT_EMBEDDING_DIM))
+        return shell.state_tensors()
 
     @classmethod
     def load(cls, path: str | Path) -> "Predictor":
-        """Load a predictor saved by :meth:`save` (safetensors: no code is unpickled)."""
-        from safetensors import safe_open
-        from safetensors.torch import load_file
+        """Load a predictor saved by :meth:`save`.
 
-        path = Path(path)
-        if not path.is_file():
-            raise PredictorError(f"predictor weights not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-            tensors = load_file(str(path))
-        except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
-            raise PredictorError(f"{path} is not a NAS-Assist predictor weights file (safetensors): {exc}") from exc
-        try:
-            header = json.loads(metadata["nasassist"])
-        except (KeyError, json.JSONDecodeError) as exc:
-            raise PredictorError(f"{path} is a safetensors file but not NAS-Assist predictor weights") from exc
-        if header.get("format") != WEIGHTS_FORMAT:
-            raise PredictorError(f"{path}: unexpected weights format {header.get('format')!r}")
-        if header.get("version") != WEIGHTS_VERSION:
-            raise PredictorError(
-                f"{path}: predictor weights version {header.get('version')!r} cannot be read by this NAS-Assist "
-                f"(expects version {WEIGHTS_VERSION}); retrain with `nasassist train` or install a matching release"
-            )
-        config = header["config"]
-        text_table = tensors.get("encoder.nodes.text_table")
-        predictor = cls(**config, text_table=text_table)
+        The file is validated before anything is allocated (header schema, then every
+        tensor's shape against the configuration; see :mod:`.persistence`), and no code is
+        unpickled.
+        """
+        header, tensors = read_weights(path, cls._expected_tensors)
+        predictor = cls(**header["config"], text_table=tensors.get("encoder.nodes.text_table"))
         try:
             for prefix, module in predictor._modules():
                 state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
@@ -473,78 +409,25 @@ class Predictor:
                 module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise PredictorError(f"{path}: weights do not match the predictor's architecture: {exc}") from exc
-        predictor.target_offset = float(header["target_offset"])
-        predictor.target_scale = float(header["target_scale"])
-        predictor.target_description = header.get("target_description", "")
-        predictor.unknown_op_ids = {str(k): int(v) for k, v in header.get("unknown_op_ids", {}).items()}
-        predictor.training_info = header.get("training_info", {})
+        predictor.target_offset = header["target_offset"]
+        predictor.target_scale = header["target_scale"]
+        predictor.target_description = header["target_description"]
+        predictor.unknown_op_ids = header["unknown_op_ids"]
+        predictor.training_info = header["training_info"]
         predictor._eval()
         return predictor
 
     @classmethod
     def load_default(cls) -> "Predictor":
         """The weights shipped with the package (trained on all benchmark families)."""
-        if not DEFAULT_WEIGHTS.is_file():
+        if not persistence.DEFAULT_WEIGHTS.is_file():
             raise PredictorError(
-                f"no default predictor weights at {DEFAULT_WEIGHTS}; train them with "
+                f"no default predictor weights at {persistence.DEFAULT_WEIGHTS}; train them with "
                 "`nasassist train --data ../shared/data --out <dir>` and pass the file to Predictor.load"
             )
-        return cls.load(DEFAULT_WEIGHTS)
+        return cls.load(persistence.DEFAULT_WEIGHTS)
 
     def copy(self) -> "Predictor":
         return copy.deepcopy(self)
 
 
-def _pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    diff_t = target.unsqueeze(0) - target.unsqueeze(1)
-    diff_p = pred.unsqueeze(0) - pred.unsqueeze(1)
-    mask = diff_t.abs() > 1e-6
-    if not mask.any():
-        return pred.sum() * 0.0
-    return nn.functional.softplus(-torch.sign(diff_t[mask]) * diff_p[mask]).mean()
-
-
-def train_regressor(
-    regressor: MixtureOfExpertsRegressor,
-    clusterer: SoftClusterer,
-    z: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    inputs: torch.Tensor | None = None,
-    epochs: int = 150,
-    lr: float = 3e-3,
-    batch_size: int = 256,
-    max_seconds: float | None = None,
-    seed: int = 0,
-    rank_weight: float = 0.5,
-) -> None:
-    """Train every ensemble member on bootstrap resamples (MSE + pairwise ranking loss).
-
-    ``z`` (embeddings) drives the gate; ``inputs`` (default ``z``) is what the experts see.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    x = z if inputs is None else inputs
-    with torch.no_grad():
-        gates = clusterer.memberships(z)
-        novelty = clusterer.novelty(z)
-    n = z.shape[0]
-    started = time.perf_counter()
-    budget = None if max_seconds is None else max_seconds / max(len(regressor.members), 1)
-    for member in regressor.members:
-        member.train()
-        optimizer = torch.optim.AdamW(member.parameters(), lr=lr, weight_decay=1e-4)
-        sample = torch.randint(0, n, (n,), generator=generator)  # bootstrap: members see different data
-        member_start = time.perf_counter()
-        for _ in range(epochs):
-            order = sample[torch.randperm(n, generator=generator)]
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                pred, _ = member(x[idx], gates[idx], novelty[idx])
-                loss = nn.functional.mse_loss(pred, target[idx]) + rank_weight * _pairwise_rank_loss(pred, target[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            if budget is not None and time.perf_counter() - member_start > budget:
-                break
-        member.eval()
-    _logger.debug("trained %d regressor members in %.2fs", len(regressor.members), time.perf_counter() - started)

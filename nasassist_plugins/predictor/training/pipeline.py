@@ -25,7 +25,8 @@ from nasassist_plugins.predictor.encoder import EMBEDDING_DIM
 from nasassist_plugins.predictor.features import collate, graph_to_data
 from nasassist_plugins.predictor.graph_features import graph_feature_matrix
 from nasassist_plugins.predictor.op_text import vocabulary_text_table
-from nasassist_plugins.predictor.predictor import Predictor, _pairwise_rank_loss, train_regressor
+from nasassist_plugins.predictor.predictor import Predictor
+from nasassist_plugins.predictor.regression import pairwise_rank_loss, train_regressor
 from nasassist_plugins.predictor.training.pretrain import laplacian_spectrum, pretrain_encoder
 
 _logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def _supervised_encoder_training(predictor: Predictor, datas, targets: np.ndarra
         batch = collate([datas[i] for i in idx])
         pred = head(encoder(batch)).squeeze(1)
         target = y[idx]
-        loss = nn.functional.mse_loss(pred, target) + _pairwise_rank_loss(pred, target)
+        loss = nn.functional.mse_loss(pred, target) + pairwise_rank_loss(pred, target)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
