@@ -268,7 +268,7 @@ def test_a_failing_proxy_gives_nan_and_logs_why(caplog, monkeypatch):
         scores = compute_proxies(FunctionalRelu(), input_shape=SHAPE, names=["nwot", "boom", "snip"], progress=False)
     assert math.isnan(scores["nwot"]) and math.isnan(scores["boom"])
     assert math.isfinite(scores["snip"])
-    messages = [r.getMessage() for r in caplog.records if r.name == "nasassist_plugins.proxies"]
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("nasassist_plugins.proxies")]
     assert any("'nwot'" in m and "no ReLU modules" in m for m in messages), messages
     assert any("'boom'" in m and "RuntimeError: kaboom" in m for m in messages), messages
 
