@@ -54,9 +54,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nasassist_plugins.errors import AdapterError, AdapterTypeError
-from nasassist_plugins.graph import ComputationalGraph
-
 from nasassist_plugins.adapters.onnx_adapter._assembly import _assemble
 from nasassist_plugins.adapters.onnx_adapter._loading import (
     _check_model,
@@ -68,6 +65,9 @@ from nasassist_plugins.adapters.onnx_adapter._loading import (
 from nasassist_plugins.adapters.onnx_adapter._ops import _collect_ops
 from nasassist_plugins.adapters.onnx_adapter._reassembly import _reassemble
 from nasassist_plugins.adapters.onnx_adapter._tensors import _Tensors
+
+from nasassist_plugins.errors import AdapterError, AdapterTypeError
+from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = ["from_onnx", "export_onnx"]
 
