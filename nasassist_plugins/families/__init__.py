@@ -33,7 +33,12 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from nasassist_plugins.families._base import BenchmarkFamily, load, sample_specs, trace_spec
+from nasassist_plugins.families._base import (
+    BenchmarkFamily,
+    load,
+    sample_specs,
+    trace_spec,
+)
 from nasassist_plugins.families._base import sample_graphs as _sample_graphs
 from nasassist_plugins.families._cache import (
     CACHE_ENV_VAR,

@@ -29,7 +29,12 @@ from nasassist_plugins.families._cache import (
     save_store,
 )
 from nasassist_plugins.families._trace import trace_spec
-from nasassist_plugins.families.registry import FamilyDef, Table, VariantDef, get_family_def
+from nasassist_plugins.families.registry import (
+    FamilyDef,
+    Table,
+    VariantDef,
+    get_family_def,
+)
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = [
