@@ -9,6 +9,7 @@ everything downstream (predictor, proxies, relevance, samplers) consumes one.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,16 @@ GRAPH_FORMAT_VERSION = 1
 _TUPLE_ATTRS = frozenset(
     {"kernel_size", "stride", "padding", "dilation", "weight_shape", "output_shape"}
 )
+
+# Integer attributes a graph file may carry, and their bounds (far above any real network;
+# a value outside them is a corrupt or hostile file, never a model).
+_COUNT_ATTRS = frozenset({"in_channels", "out_channels", "groups", "num_params", "flops", "num_heads", "embed_dim",
+                          "in_features", "out_features", "hidden_size", "num_layers"})
+_MAX_COUNT = 2**48
+_MAX_DIMS = 16
+#: Largest graph file :meth:`ComputationalGraph.from_json` reads, and most nodes/edges.
+MAX_GRAPH_FILE_BYTES = 256 * 1024 * 1024
+MAX_GRAPH_NODES = 1_000_000
 
 # Attributes that define the architecture (not naming): used by the isomorphism hash.
 _HASH_ATTRS = ("kernel_size", "stride", "dilation", "groups", "in_channels", "out_channels")
@@ -90,16 +101,25 @@ class Node:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Node":
-        attrs = {
-            k: (tuple(v) if k in _TUPLE_ATTRS and isinstance(v, list) else v)
-            for k, v in dict(data.get("attrs", {})).items()
-        }
-        return cls(
-            op_type=str(data["op_type"]),
-            name=str(data["name"]),
-            module=data.get("module"),
-            attrs=attrs,
-        )
+        """Rebuild a node from :meth:`to_dict` output, checking every attribute.
+
+        Raises:
+            GraphError: a missing or non-string name/op type, or an attribute that is not
+                finite (NaN, inf), not an integer where a count or shape belongs, negative,
+                or beyond any real network.
+        """
+        if not isinstance(data, Mapping):
+            raise GraphError(f"a node must be a JSON object, got {type(data).__name__}")
+        op_type, name, module = data.get("op_type"), data.get("name"), data.get("module")
+        if not isinstance(op_type, str) or not op_type or not isinstance(name, str) or not name:
+            raise GraphError(f"a node needs a non-empty string 'op_type' and 'name', got {op_type!r}, {name!r}")
+        if module is not None and not isinstance(module, str):
+            raise GraphError(f"node {name!r}: 'module' must be a string or null, got {type(module).__name__}")
+        raw = data.get("attrs", {})
+        if not isinstance(raw, Mapping):
+            raise GraphError(f"node {name!r}: 'attrs' must be a JSON object, got {type(raw).__name__}")
+        attrs = {str(k): _checked_attr(name, str(k), v) for k, v in raw.items()}
+        return cls(op_type=op_type, name=name, module=module, attrs=attrs)
 
 
 @dataclass(frozen=True)
@@ -315,17 +335,23 @@ class ComputationalGraph:
             raise GraphError(
                 f"graph format version {version!r} is not supported (this NAS-Assist reads version {GRAPH_FORMAT_VERSION})"
             )
-        try:
-            graph = cls(name=str(data.get("name", "graph")), metadata=data.get("metadata") or {})
-            for node in data["nodes"]:
-                graph._nodes.append(Node.from_dict(node))
-            for s, t in data["edges"]:
-                graph.add_edge(int(s), int(t))
-        except GraphError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GraphError(f"malformed graph JSON: {exc!r}") from exc
-        return graph
+        nodes, edges, metadata = data.get("nodes"), data.get("edges"), data.get("metadata") or {}
+        if not isinstance(nodes, list) or not isinstance(edges, list):
+            raise GraphError("a graph needs 'nodes' and 'edges' lists")
+        if len(nodes) > MAX_GRAPH_NODES or len(edges) > 64 * MAX_GRAPH_NODES:
+            raise GraphError(f"graph has {len(nodes)} nodes and {len(edges)} edges; at most {MAX_GRAPH_NODES} nodes are read")
+        if not isinstance(metadata, Mapping):
+            raise GraphError(f"'metadata' must be a JSON object, got {type(metadata).__name__}")
+        _check_finite(metadata, "metadata")
+        graph = cls(name=str(data.get("name", "graph")), metadata=metadata)
+        for node in nodes:
+            graph._nodes.append(Node.from_dict(node))
+        for edge in edges:
+            if (not isinstance(edge, (list, tuple)) or len(edge) != 2
+                    or not all(isinstance(e, int) and not isinstance(e, bool) for e in edge)):
+                raise GraphError(f"an edge must be a pair of node indices, got {edge!r:.80}")
+            graph.add_edge(int(edge[0]), int(edge[1]))
+        return graph.validate()
 
     def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
         """Serialise to JSON; also write it to ``path`` when given."""
@@ -337,12 +363,22 @@ class ComputationalGraph:
     @classmethod
     def from_json(cls, source: str | Path) -> "ComputationalGraph":
         """Load from a JSON string or a path to a JSON file."""
+        if not isinstance(source, (str, Path)):
+            raise GraphError(f"from_json takes a JSON string or a file path, got {type(source).__name__}")
         text = str(source)
         if isinstance(source, Path) or (not text.lstrip().startswith("{") and Path(text).is_file()):
-            text = Path(source).read_text()
+            path = Path(source)
+            if not path.is_file():
+                raise GraphError(f"graph file not found: {path}")
+            if path.stat().st_size > MAX_GRAPH_FILE_BYTES:
+                raise GraphError(f"{path} is larger than {MAX_GRAPH_FILE_BYTES >> 20} MiB: not a graph file")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise GraphError(f"cannot read graph file {path}: {exc}") from exc
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = json.loads(text)  # NaN/Infinity load as floats; from_dict refuses them by name
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise GraphError(f"graph JSON is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
 
@@ -421,6 +457,44 @@ class ComputationalGraph:
         for s, t in edges:
             graph.add_edge(s, t)
         return graph
+
+
+def _check_finite(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse NaN/inf (and absurd nesting) anywhere inside a JSON value."""
+    if depth > 32:
+        raise GraphError(f"{where} is nested too deeply")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise GraphError(f"{where} is {value}, not a finite number")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, where, depth + 1)
+
+
+def _checked_attr(node: str, key: str, value: Any) -> Any:
+    """One node attribute from a graph file, validated (see :meth:`Node.from_dict`)."""
+    where = f"node {node!r} attribute {key!r}"
+    _check_finite(value, where)
+    if key in _TUPLE_ATTRS and isinstance(value, list):
+        if len(value) > _MAX_DIMS:
+            raise GraphError(f"{where} has {len(value)} entries (at most {_MAX_DIMS})")
+        value = tuple(value)
+    if key in _TUPLE_ATTRS and key != "padding":
+        entries = value if isinstance(value, tuple) else (value,)
+        unknown_ok = key in ("output_shape", "weight_shape")  # None marks a size shape inference missed
+        if value is not None and not all((v is None and unknown_ok) or _is_count(v) for v in entries):
+            raise GraphError(f"{where} must be non-negative integers below 2**48, got {value!r:.80}")
+    elif key in _COUNT_ATTRS and value is not None and not _is_count(value):
+        raise GraphError(f"{where} must be a non-negative integer below 2**48, got {value!r:.80}")
+    elif key == "bias" and value is not None and not isinstance(value, bool):
+        raise GraphError(f"{where} must be true or false, got {value!r:.80}")
+    return value
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT
 
 
 def _json_default(value: Any) -> Any:
