@@ -9,7 +9,6 @@ everything downstream (predictor, proxies, relevance, samplers) consumes one.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from nasassist_plugins.errors import GraphError
 from nasassist_plugins.graph.node_stats import node_flops, node_numeric_features
 from nasassist_plugins.graph.ops import OP_VOCABULARY, is_known_op, is_weighted_op
+from nasassist_plugins.graph.validation import check_finite, checked_attr
 
 GRAPH_FORMAT = "nasassist.graph"
 GRAPH_FORMAT_VERSION = 1
@@ -29,12 +29,6 @@ _TUPLE_ATTRS = frozenset(
     {"kernel_size", "stride", "padding", "dilation", "weight_shape", "output_shape"}
 )
 
-# Integer attributes a graph file may carry, and their bounds (far above any real network;
-# a value outside them is a corrupt or hostile file, never a model).
-_COUNT_ATTRS = frozenset({"in_channels", "out_channels", "groups", "num_params", "flops", "num_heads", "embed_dim",
-                          "in_features", "out_features", "hidden_size", "num_layers"})
-_MAX_COUNT = 2**48
-_MAX_DIMS = 16
 #: Largest graph file :meth:`ComputationalGraph.from_json` reads, and most nodes/edges.
 MAX_GRAPH_FILE_BYTES = 256 * 1024 * 1024
 MAX_GRAPH_NODES = 1_000_000
@@ -118,7 +112,7 @@ class Node:
         raw = data.get("attrs", {})
         if not isinstance(raw, Mapping):
             raise GraphError(f"node {name!r}: 'attrs' must be a JSON object, got {type(raw).__name__}")
-        attrs = {str(k): _checked_attr(name, str(k), v) for k, v in raw.items()}
+        attrs = {str(k): checked_attr(name, str(k), v, _TUPLE_ATTRS) for k, v in raw.items()}
         return cls(op_type=op_type, name=name, module=module, attrs=attrs)
 
 
@@ -342,7 +336,7 @@ class ComputationalGraph:
             raise GraphError(f"graph has {len(nodes)} nodes and {len(edges)} edges; at most {MAX_GRAPH_NODES} nodes are read")
         if not isinstance(metadata, Mapping):
             raise GraphError(f"'metadata' must be a JSON object, got {type(metadata).__name__}")
-        _check_finite(metadata, "metadata")
+        check_finite(metadata, "metadata")
         graph = cls(name=str(data.get("name", "graph")), metadata=metadata)
         for node in nodes:
             graph._nodes.append(Node.from_dict(node))
@@ -457,44 +451,6 @@ class ComputationalGraph:
         for s, t in edges:
             graph.add_edge(s, t)
         return graph
-
-
-def _check_finite(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse NaN/inf (and absurd nesting) anywhere inside a JSON value."""
-    if depth > 32:
-        raise GraphError(f"{where} is nested too deeply")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise GraphError(f"{where} is {value}, not a finite number")
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _check_finite(v, f"{where}.{k}", depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _check_finite(v, where, depth + 1)
-
-
-def _checked_attr(node: str, key: str, value: Any) -> Any:
-    """One node attribute from a graph file, validated (see :meth:`Node.from_dict`)."""
-    where = f"node {node!r} attribute {key!r}"
-    _check_finite(value, where)
-    if key in _TUPLE_ATTRS and isinstance(value, list):
-        if len(value) > _MAX_DIMS:
-            raise GraphError(f"{where} has {len(value)} entries (at most {_MAX_DIMS})")
-        value = tuple(value)
-    if key in _TUPLE_ATTRS and key != "padding":
-        entries = value if isinstance(value, tuple) else (value,)
-        unknown_ok = key in ("output_shape", "weight_shape")  # None marks a size shape inference missed
-        if value is not None and not all((v is None and unknown_ok) or _is_count(v) for v in entries):
-            raise GraphError(f"{where} must be non-negative integers below 2**48, got {value!r:.80}")
-    elif key in _COUNT_ATTRS and value is not None and not _is_count(value):
-        raise GraphError(f"{where} must be a non-negative integer below 2**48, got {value!r:.80}")
-    elif key == "bias" and value is not None and not isinstance(value, bool):
-        raise GraphError(f"{where} must be true or false, got {value!r:.80}")
-    return value
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT
 
 
 def _json_default(value: Any) -> Any:
