@@ -104,6 +104,21 @@ def test_score_command_reports_scale_clusters_and_proxies(workdir, tmp_path, cap
     assert data["num_parameters"] == data["proxies"]["params"]
 
 
+def test_graph_summary_and_flops_proxy_print_the_same_figure(workdir, capsys):
+    spec = [f"{workdir / 'net.py'}:Net", "--input-shape", "1,3,16,16"]
+    rc, printed, err = _run(["graph", *spec], capsys)
+    assert rc == 0, err
+    row = next(line for line in printed.splitlines() if "FLOPs per sample (conv + matmul)" in line)
+    graph_flops = int(row.split("│")[-2].strip().replace(",", ""))
+    rc, printed, err = _run(["score", *spec, "--weights", str(workdir / "weights.safetensors"), "--proxies", "flops"],
+                            capsys)
+    assert rc == 0, err
+    proxy_row = next(line for line in printed.splitlines() if "proxy flops" in line)
+    # conv1 2*3*9*8*256 + conv2 2*8*9*8*256 + fc 2*8*10: what torch's FlopCounterMode counts
+    assert graph_flops == 2 * 3 * 9 * 8 * 256 + 2 * 8 * 9 * 8 * 256 + 2 * 8 * 10
+    assert float(proxy_row.split("│")[-2].strip()) == pytest.approx(graph_flops, rel=1e-5)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -114,6 +114,9 @@ class GraphSummary:
     flops: int
     op_counts: dict[str, int]
     unknown_ops: tuple[str, ...]
+    #: FLOPs of convolutions, linear layers and attention only: the figure of the ``flops``
+    #: proxy (torch's ``FlopCounterMode``), which leaves element-wise ops out.
+    matmul_flops: int = 0
 
 
 class ComputationalGraph:
@@ -272,6 +275,15 @@ class ComputationalGraph:
         """
         return sum(_node_flops(n) for n in self._nodes)
 
+    @property
+    def matmul_flops(self) -> int:
+        """FLOPs of convolutions, linear layers and attention only (multiply-add counted as two).
+
+        The convention of torch's ``FlopCounterMode`` and so of the ``flops`` zero-cost proxy:
+        element-wise ops, normalisation and pooling are left out. :attr:`flops` counts them too.
+        """
+        return sum(_node_flops(n) for n in self._nodes if n.op_type in _MATMUL_OPS)
+
     def op_counts(self) -> Counter[str]:
         return Counter(n.op_type for n in self._nodes)
 
@@ -290,6 +302,7 @@ class ComputationalGraph:
             flops=self.flops,
             op_counts=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             unknown_ops=tuple(sorted({n.op_type for n in self._nodes if not n.known})),
+            matmul_flops=self.matmul_flops,
         )
 
     # ------------------------------------------------------------------ conversions
@@ -449,6 +462,7 @@ def _per_sample_size(shape: Any) -> int:
 
 
 _CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "conv_transpose2d"})
+_MATMUL_OPS = _CONV_OPS | {"linear", "attention"}
 _NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "instancenorm"})
 _FREE_OPS = frozenset(
     {"reshape", "flatten", "transpose", "identity", "dropout", "input", "output", "slice", "split", "concat", "zero"}
