@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up NAS-Assist on a fresh machine: a virtual environment in .venv with a CPU build
 # of PyTorch (pinned: an unpinned `torch` pulls a multi-GB CUDA build) and the package
-# installed editable with its test, NNI, docs and dashboard extras.
+# installed editable with its test, NNI, docs and ecosystem extras.
 #
 # Safe and fast to run again: a stamp in .venv records the inputs of the last successful
 # set-up (pyproject.toml, setup.py, this script, Python, torch version, extras); when they
@@ -10,13 +10,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
-EXTRAS=${NASASSIST_EXTRAS:-test,nni,docs,dashboard}
+EXTRAS=${NASASSIST_EXTRAS:-test,nni,docs,ecosystem}
 VPY=.venv/bin/python
 STAMP=.venv/.nasassist-setup-stamp
 PIP_QUIET=(--quiet --disable-pip-version-check)
 
 started=$SECONDS
 step() { printf '[setup %3ss] %s\n' "$((SECONDS - started))" "$*"; }
+
+# pip, quiet. A pip configuration that names local index folders which do not exist (as on
+# some shared machines) makes pip print "Location ... is ignored" for every package: that is
+# the machine's configuration, not ours, so those lines alone are held back
+# (NASASSIST_SETUP_VERBOSE=1 shows everything pip says).
+vpip() {
+    if [ "${NASASSIST_SETUP_VERBOSE:-0}" = 1 ]; then
+        "$VPY" -m pip install "$@"
+    else
+        "$VPY" -m pip install "${PIP_QUIET[@]}" "$@" 2>&1 \
+            | { grep -v "^WARNING: Location 'file:.*' is ignored: it is neither a file nor a directory\.$" || true; }
+    fi
+}
 
 inputs_hash() {
     {
@@ -39,7 +52,7 @@ if [ ! -x "$VPY" ]; then
 fi
 
 step "upgrading pip in .venv"
-"$VPY" -m pip install "${PIP_QUIET[@]}" --upgrade pip
+vpip --upgrade pip
 
 have_torch=$("$VPY" -c 'from importlib.metadata import version
 try: print(version("torch"))
@@ -47,13 +60,13 @@ except Exception: print("none")')
 if [[ "$have_torch" != "$TORCH_VERSION"* ]]; then
     # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL may point pip at PyTorch's CPU wheel index elsewhere.
     step "installing torch==$TORCH_VERSION (CPU build; the largest download, a few minutes)"
-    "$VPY" -m pip install "${PIP_QUIET[@]}" "torch==$TORCH_VERSION"
+    vpip "torch==$TORCH_VERSION"
 else
     step "torch $have_torch already installed"
 fi
 
 step "installing NAS-Assist editable with extras [$EXTRAS] and their dependencies"
-"$VPY" -m pip install "${PIP_QUIET[@]}" -e ".[$EXTRAS]"
+vpip -e ".[$EXTRAS]"
 
 # Optional Debian packages: tests that need them skip with a reason when they are absent.
 missing=()
