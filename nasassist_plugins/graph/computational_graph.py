@@ -114,8 +114,8 @@ class GraphSummary:
     flops: int
     op_counts: dict[str, int]
     unknown_ops: tuple[str, ...]
-    #: FLOPs of convolutions, linear layers and attention only: the figure of the ``flops``
-    #: proxy (torch's ``FlopCounterMode``), which leaves element-wise ops out.
+    #: FLOPs of convolutions, linear layers and attention only, as the ``flops`` proxy
+    #: (torch's ``FlopCounterMode``) counts them, leaving element-wise ops out.
     matmul_flops: int = 0
 
 
@@ -307,6 +307,7 @@ class ComputationalGraph:
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict[str, Any]:
+        """The graph as a JSON-able dict (format, version, name, nodes, edges, metadata)."""
         return {
             "format": GRAPH_FORMAT,
             "version": GRAPH_FORMAT_VERSION,
