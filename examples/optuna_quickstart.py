@@ -130,9 +130,9 @@ def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     epochs_run = sum(len(t.intermediate_values) for t in trials)
     table = Table(title="NAS-Assist on digits: top trials",
-                  caption="zero-shot: rank score of the pre-trained predictor (0 worst .. 1 best, no unit); "
-                          "fine-tuned: predicted val accuracy once the predictor has learnt from finished trials "
-                          "(– before)")
+                  caption="zero-shot: the pre-trained predictor's rank score (larger is better; comparable "
+                          "across trials, not an accuracy); fine-tuned: predicted val accuracy once the predictor "
+                          "has learnt from finished trials (– before)")
     for column in ("trial", "val acc", "zero-shot score", "fine-tuned pred.", "origin", "architecture"):
         table.add_column(column, justify="right" if column not in ("origin", "architecture") else "left")
     for t in sorted(complete, key=lambda t: -t.value)[:8]:
@@ -182,7 +182,7 @@ def plot_history(study: optuna.Study, out: Path) -> Path:
         ax.set_ylabel("validation accuracy")
         ax.set_title("Optimisation history (NASAssistSampler + NASAssistPruner)", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
         path = out / "optuna_quickstart_history.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
     finally:

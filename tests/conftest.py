@@ -50,3 +50,23 @@ def assert_png_has_content(path: Path, *, min_width: int = 100, min_height: int 
 def png_content():
     """The checker :func:`assert_png_has_content` (decode a PNG, check its size and that it is not blank)."""
     return assert_png_has_content
+
+
+# Predictors, one name per meaning (test modules that still define their own ``predictor``
+# fixture shadow nothing here: these names are distinct on purpose).
+@pytest.fixture(scope="session")
+def default_predictor():
+    """The shipped default predictor (``Predictor.load_default()``), loaded once per session.
+    Shared: tests must not fit or fine-tune it (copy it first)."""
+    from nasassist_plugins.predictor import Predictor
+
+    return Predictor.load_default()
+
+
+@pytest.fixture()
+def untrained_predictor():
+    """A fresh, small, untrained predictor (hidden 32, 2 experts' ensemble, seed 0): fast, and
+    free to be fitted by the test that gets it."""
+    from nasassist_plugins.predictor import Predictor
+
+    return Predictor(hidden_dim=32, ensemble_size=2, seed=0)

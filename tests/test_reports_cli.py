@@ -203,9 +203,9 @@ def _tiny_benchmark(n: int = 12) -> tuple[list[ComputationalGraph], list[float],
     return graphs, values, ["task-a"] * (n // 2) + ["task-b"] * (n - n // 2)
 
 
-def test_embedding_map_draws_four_panels_with_a_path(tmp_path, png_content):
+def test_embedding_map_draws_four_panels_with_a_path(tmp_path, png_content, untrained_predictor):
     graphs, values, labels = _tiny_benchmark()
-    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    predictor = untrained_predictor
     predictor.fit_gate(predictor.embed(graphs), candidates=(2,))
     out = tmp_path / "map.png"
     result = embedding_map(predictor, graphs, values, labels, out, path_graphs=graphs[:3],
