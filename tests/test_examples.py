@@ -93,6 +93,7 @@ def test_example_runs(name, case, tmp_path, png_content):
     for module in case.needs:
         pytest.importorskip(module, reason=f"{name} needs {module}")
     out = tmp_path / "out"
+    out.mkdir()
     args = [a.replace("{out}", str(out)) for a in case.args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     try:
