@@ -209,6 +209,12 @@ class Sandbox:
             return self._isolation
 
     @property
+    def pid(self) -> int | None:
+        """Process id of the running sandbox child under strong isolation (``None`` when there is none)."""
+        session = self._sessions.get("strong")
+        return session.process.pid if session is not None and session.alive else None
+
+    @property
     def runs_untrusted_code(self) -> bool:
         """Whether generated code (``trusted=False``) will be executed: strong isolation, or the unsafe opt-in."""
         return self.isolation.strong or (self.allow_weak_isolation and self.python_checks)

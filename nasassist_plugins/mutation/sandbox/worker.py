@@ -305,7 +305,9 @@ def _collect(pid: int, read_fd: int, deadline: float, cap: int) -> tuple[bytes, 
     os.close(read_fd)
     if outcome:
         _kill(pid)
-    status = _reap(pid, max(deadline, time.monotonic() + 1.0))
+    status, killed = _reap(pid, max(deadline, time.monotonic() + 1.0))
+    if killed and not outcome:  # it closed its pipe but did not exit by the deadline
+        outcome = "timeout"
     return bytes(buffer), outcome, status
 
 
@@ -316,15 +318,18 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _reap(pid: int, deadline: float) -> int:
+def _reap(pid: int, deadline: float) -> tuple[int, bool]:
+    """Wait for the builder until ``deadline``, then kill it; returns its status and whether it was killed."""
+    delay = 0.001
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return status
+            return status, False
         if time.monotonic() >= deadline:
             _kill(pid)
-            return os.waitpid(pid, 0)[1]
-        time.sleep(0.005)
+            return os.waitpid(pid, 0)[1], True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _verdict(data: bytes, outcome: str, status: int, limits: dict[str, Any]) -> dict[str, Any]:
