@@ -353,7 +353,7 @@ class Canaries:
         self.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
         self.signals: list[int] = []
         self._old_handlers: dict[int, Any] = {}
-        self.env = dict(os.environ)
+        self.env = _environment()
         self.listing = self._listing()
         self.tmp_listing = set(os.listdir(tempfile.gettempdir()))
 
@@ -423,13 +423,17 @@ class Canaries:
         elif _state(self.process.pid) in {"T", "t"}:
             found.append("canary process stopped")
             os.kill(self.process.pid, signal.SIGCONT)
-        if dict(os.environ) != self.env:
+        if _environment() != self.env:
             found.append("caller environment changed")
         for text in texts:
             if CANARY_KEY in str(text) or CANARY_KEY[3:20] in str(text):
                 found.append("canary key in the output")
                 break
         return found
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # pytest rewrites that one
 
 
 def _state(pid: int) -> str:

@@ -369,7 +369,8 @@ class Sandbox:
     def _start_strong(self, limits: SandboxLimits, writable_tmp_mb: float | None) -> "_Session | None":
         bwrap = find_bwrap(self.bwrap)
         if bwrap is None:
-            where = f"{self.bwrap!r} is not an executable" if self.bwrap else "bubblewrap (bwrap) is not installed"
+            where = (f"bubblewrap (bwrap) not found at {self.bwrap!r}" if self.bwrap
+                     else "bubblewrap (bwrap) is not installed")
             self._isolation = IsolationReport(False, "process", where, install_hint())
             return None
         extra = [*self.extra_paths, *self.read_paths]
