@@ -191,24 +191,23 @@ class LLMClient:
                     prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
             except openai.APIStatusError as exc:
                 last = exc
-                self._record(f"HTTP {exc.status_code}")
+                self._record(f"HTTP {exc.status_code}", started)
                 if exc.status_code not in _RETRY_STATUS:
                     raise LLMError(f"LLM request refused with HTTP {exc.status_code}: {_brief(exc)}") from exc
                 self._backoff(attempt, _retry_after(exc))
                 continue
             except (openai.APITimeoutError, openai.APIConnectionError, TotalTimeout) as exc:
                 last = exc
-                self._record(type(exc).__name__)
+                self._record(type(exc).__name__, started)
                 self._backoff(attempt, None)
                 continue
             except (openai.APIResponseValidationError, LLMResponseError, ValueError, TypeError, KeyError,
                     RecursionError) as exc:
                 last = exc
-                self._record(f"malformed: {type(exc).__name__}")
+                self._record(f"malformed: {type(exc).__name__}", started)
                 self._backoff(attempt, None)
                 continue
-            finally:
-                self.usage.seconds += time.monotonic() - started
+            self.usage.seconds += time.monotonic() - started
             self.usage.prompt_tokens += prompt_tokens
             self.usage.completion_tokens += completion_tokens
             self.usage.log.append({"ok": True, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
@@ -240,7 +239,8 @@ class LLMClient:
             raise box["error"]
         return box["response"]
 
-    def _record(self, what: str) -> None:
+    def _record(self, what: str, started: float) -> None:
+        self.usage.seconds += time.monotonic() - started
         self.usage.failures += 1
         self.usage.log.append({"ok": False, "error": what})
 
