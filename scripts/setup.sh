@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# bubblewrap + libseccomp: the OS isolation that LLM-written model code runs under (without them
+# `nasassist improve` does not run generated code and uses the offline mutator only).
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap libseccomp2 >/dev/null \
+        || echo "warning: could not install bubblewrap; generated model code will not be executed" >&2
+fi
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
