@@ -40,7 +40,6 @@ through :func:`check_source`.
 from __future__ import annotations
 
 import ast
-import functools
 import sys
 import types
 import warnings
@@ -211,7 +210,9 @@ def _size_and_depth(tree: ast.AST) -> tuple[int, int]:
     return count, deepest
 
 
-@functools.lru_cache(maxsize=1)
+_ESCAPE_NAMES: frozenset[str] | None = None
+
+
 def escape_attribute_names() -> frozenset[str]:
     """Attribute names under which the allowed modules re-export a way out of the model.
 
@@ -219,11 +220,15 @@ def escape_attribute_names() -> frozenset[str]:
     ``torch.nn.functional``, ``math`` and ``typing`` (not entering the dangerous ones)
     and collects each public name bound to a module of :data:`_ESCAPE_MODULES`, to a
     callable defined in one, or to a dangerous builtin (``open``, ``eval``, ``getattr``...).
-    Computed once per process from what is imported at the time; empty without torch.
+    Computed once per process from what is imported at the time (empty, and computed
+    again later, while torch is not imported).
     """
+    global _ESCAPE_NAMES
+    if _ESCAPE_NAMES is not None:
+        return _ESCAPE_NAMES
     roots = [sys.modules.get(name) for name in ("torch", "torch.nn", "torch.nn.functional", "math", "typing")]
     if roots[0] is None:
-        return frozenset()
+        return frozenset()  # not cached: torch may be imported later
     import builtins
 
     dangerous_builtins = {id(getattr(builtins, n)) for n in _ESCAPE_BUILTINS}
@@ -237,7 +242,8 @@ def escape_attribute_names() -> frozenset[str]:
     with warnings.catch_warnings():  # deprecated re-exports warn when touched
         warnings.simplefilter("ignore")
         _walk_modules(frontier, seen, names, escapes, dangerous_builtins)
-    return frozenset(names)
+    _ESCAPE_NAMES = frozenset(names)
+    return _ESCAPE_NAMES
 
 
 def _walk_modules(frontier: list, seen: set[int], names: set[str], escapes, dangerous_builtins: set[int]) -> None:

@@ -35,6 +35,7 @@ nor answer for another source; the caller validates every line again.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import math
 import os
@@ -143,11 +144,13 @@ def _short(exc: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _count_parameters(model: Any, torch: Any, device: str) -> int:
-    """Elements of every distinct ``nn.Parameter`` of ``model``, read from the module dictionaries.
+def _count_parameters(model: Any, torch: Any, device: str | None) -> int:
+    """Elements of every distinct parameter of ``model``, read from the module dictionaries.
 
-    No method of the model is called (a model may override ``parameters()``); every
-    parameter must be a plain ``nn.Parameter`` on ``device``.
+    No method of the model is called (a model may override ``parameters()``). With a
+    ``device`` (the real count, after the forward pass) every parameter must be a plain
+    ``nn.Parameter`` on that device; without one (the early estimate on the ``meta``
+    device) uninitialised lazy parameters count as zero.
     """
     get = object.__getattribute__
     seen_modules: set[int] = set()
@@ -165,9 +168,12 @@ def _count_parameters(model: Any, torch: Any, device: str) -> int:
         for param in dict.values(state.get("_parameters") or {}):
             if param is None or id(param) in seen_params:
                 continue
-            if type(param) is not torch.nn.Parameter:
+            if device is None:
+                if isinstance(param, torch.nn.parameter.UninitializedParameter):
+                    continue
+            elif type(param) is not torch.nn.Parameter:
                 raise TypeError(f"parameter of type {type(param).__name__} (only plain nn.Parameter is allowed)")
-            if param.device.type != device:
+            elif param.device.type != device:
                 raise TypeError(f"parameter on device {param.device.type!r}, expected {device!r}")
             seen_params.add(id(param))
             total += int(param.numel())
@@ -205,7 +211,7 @@ def _run_item(item: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         max_params = int(item["limits"]["max_params"])
         with torch.device("meta"):
             meta_model = cls()
-        meta_params = _count_parameters(meta_model, torch, "meta")
+        meta_params = _count_parameters(meta_model, torch, None)
         del meta_model
         if meta_params > max_params:
             return {"ok": False, "reason": "too-many-parameters",
@@ -376,6 +382,29 @@ def _serve_item(item: dict[str, Any], ctx: dict[str, Any], request: dict[str, An
     return _verdict(data, outcome, status, limits)
 
 
+def _warm_up(torch: Any, from_torch: Any) -> None:
+    """Pay torch's lazy first-use costs (meta kernels, tracing) once here instead of in every builder."""
+    with torch.device("meta"):
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 4))
+
+    class WarmUp(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x: Any) -> Any:
+            y = torch.nn.functional.relu(self.bn(self.conv(x)))
+            return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 1), 1) + y.mean(dim=(2, 3)))
+
+    model = WarmUp().eval()
+    example = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        model(example)
+    from_torch(model, example, name="warm-up").to_json()
+
+
 def _light_packages() -> None:
     """Register ``nasassist_plugins.mutation(.sandbox)`` without running their ``__init__``.
 
@@ -443,6 +472,7 @@ def main() -> int:
     for name in ALLOWED_MODULES:  # imported now, so the sources' imports allocate nothing new
         __import__(name)
     escape_attribute_names()  # computed once here, inherited by every builder
+    _warm_up(torch, from_torch)
     seccomp, seccomp_detail = False, "not requested"
     if config.get("seccomp", True):
         try:
@@ -465,6 +495,8 @@ def main() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    gc.collect()
+    gc.freeze()  # builders never walk the inherited heap (each walk would copy every page on write)
     print(json.dumps(_facts(seccomp, seccomp_detail)), file=results, flush=True)
     for line in sys.stdin.buffer:
         request = json.loads(line)
