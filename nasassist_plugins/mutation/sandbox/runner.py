@@ -389,7 +389,8 @@ class Sandbox:
             except SandboxError as exc:
                 errors.append(f"{mode}: {exc}")
                 continue
-            report = _verify(session.facts, mode, writable=writable_tmp_mb is not None)
+            launched_uid = NOBODY if "user" in popen_kwargs else os.geteuid()
+            report = _verify(session.facts, mode, writable=writable_tmp_mb is not None, launched_uid=launched_uid)
             if report.strong:
                 self._isolation = report
                 return session
@@ -576,18 +577,28 @@ def _close_all(sessions: dict[str, _Session], scratch: tempfile.TemporaryDirecto
 
 
 # ----------------------------------------------------------------------------- verdicts
-def _verify(facts: Mapping[str, Any], mode: str, *, writable: bool) -> IsolationReport:
-    """Strong isolation only if the child itself sees what bubblewrap promised."""
+def _verify(facts: Mapping[str, Any], mode: str, *, writable: bool, launched_uid: int) -> IsolationReport:
+    """Strong isolation only if the child itself sees what bubblewrap promised.
+
+    The kernel-level user: in privileged mode the child's user namespace is the initial
+    one (identity map) and it must have become :data:`NOBODY` itself; in user-namespace
+    mode it is whoever bubblewrap was started as (never root: the caller is not root, or
+    bubblewrap was started as :data:`NOBODY`), whatever the map inside shows.
+    """
+    identity = facts.get("uid_map") == [[0, 0, 4294967295]]
+    if mode == "privileged":
+        uid = facts.get("uid") if identity and isinstance(facts.get("uid"), int) else None
+    else:
+        uid = launched_uid if not identity else None
     checks = {
         "pid-namespace": facts.get("pid") in (1, 2, 3),
         "no-network": facts.get("interfaces") in (["lo"], []),
-        "unprivileged-user": isinstance(facts.get("outside_uid"), int) and facts.get("outside_uid") != 0,
+        "unprivileged-user": uid not in (None, 0) and facts.get("cap_eff") == "0000000000000000",
         "no-new-privileges": facts.get("no_new_privs") is True,
         "read-only-files": writable or facts.get("cwd_writable") is False,
         "seccomp": facts.get("seccomp") is True,
     }
     failed = [name for name, ok in checks.items() if not ok]
-    uid = facts.get("outside_uid") if isinstance(facts.get("outside_uid"), int) else None
     if failed:
         detail = f"bubblewrap ({mode}) started, but the child failed these checks: {', '.join(failed)}"
         if not checks["seccomp"]:

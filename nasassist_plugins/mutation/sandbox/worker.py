@@ -428,23 +428,21 @@ def _facts(seccomp: bool, seccomp_detail: str) -> dict[str, Any]:
             interfaces = sorted(line.split(":")[0].strip() for line in handle.readlines()[2:])
     except OSError:
         interfaces = []
-    outside_uid = os.getuid()
     try:
         with open("/proc/self/uid_map") as handle:
-            for line in handle:
-                inside, outside, count = (int(v) for v in line.split())
-                if inside <= os.getuid() < inside + count:
-                    outside_uid = outside + os.getuid() - inside
+            uid_map = [[int(v) for v in line.split()] for line in handle]
     except (OSError, ValueError):
-        pass
+        uid_map = []
+    status: dict[str, str] = {}
     try:
         with open("/proc/self/status") as handle:
-            nnp = any(line.split() == ["NoNewPrivs:", "1"] for line in handle)
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
     except OSError:
-        nnp = False
-    return {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "outside_uid": outside_uid,
+        pass
+    return {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "uid_map": uid_map,
+            "cap_eff": status.get("CapEff", "").strip(), "no_new_privs": status.get("NoNewPrivs", "").strip() == "1",
             "interfaces": interfaces, "seccomp": seccomp, "seccomp_detail": seccomp_detail[:300],
-            "no_new_privs": nnp, "cwd_writable": os.access(os.getcwd(), os.W_OK)}
+            "cwd_writable": os.access(os.getcwd(), os.W_OK)}
 
 
 def main() -> int:
