@@ -6,7 +6,9 @@
 * :mod:`.policy` — the seccomp filters the child installs;
 * :mod:`.runner` — :class:`Sandbox`: builds and runs sources in the isolated child with
   CPU, memory and wall-clock limits, returning only checked JSON (graph, parameters, shape);
-* :mod:`.worker` — the child's entry point (supervisor and per-source builders).
+* :mod:`.session` — the caller's end of the child (deadlines, size caps);
+* :mod:`.results` — :class:`SandboxResult` and the checks every answer passes;
+* :mod:`.worker` / :mod:`.builder` — the child: a trusted supervisor, one forked builder per source.
 """
 
 from nasassist_plugins.mutation.sandbox.isolation import IsolationReport

@@ -36,10 +36,12 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-__all__ = ["IsolationReport", "NOBODY", "bwrap_command", "find_bwrap", "install_hint", "sandbox_mounts",
-           "weak_command"]
+from nasassist_plugins.mutation.redact import redact
+
+__all__ = ["IsolationReport", "NOBODY", "bwrap_command", "find_bwrap", "install_hint", "namespace_fix",
+           "sandbox_mounts", "verify_facts", "weak_command"]
 
 #: The uid/gid the child runs as when the caller is root.
 NOBODY = 65534
@@ -60,6 +62,14 @@ class IsolationReport:
         uid: the child's user id as seen by the kernel outside any user namespace
             (``None`` when unknown).
         seccomp: whether the seccomp filter is loaded in the child.
+        checks: each verified property (``pid-namespace``, ``no-network``,
+            ``unprivileged-user``, ``no-new-privileges``, ``read-only-files``, ``seccomp``).
+
+    Example::
+
+        report = Sandbox().isolation
+        if not report.strong:
+            print(report.summary())  # "no strong isolation: ...; fix: install bubblewrap ..."
     """
 
     strong: bool
@@ -195,3 +205,41 @@ def bwrap_command(bwrap: str, python: str, worker: str, *, root: bool, extra_pat
 def weak_command(python: str, worker: str) -> list[str]:
     """A plain child process (no namespaces): used only where strong isolation is not required."""
     return [python, "-I", "-B", worker]
+
+
+def verify_facts(facts: Mapping[str, Any], mode: str, *, writable: bool, launched_uid: int) -> IsolationReport:
+    """Strong isolation only if the child itself sees what bubblewrap promised.
+
+    The kernel-level user: in privileged mode the child's user namespace is the initial
+    one (identity map) and it must have become :data:`NOBODY` itself; in user-namespace
+    mode it is whoever bubblewrap was started as (never root: the caller is not root, or
+    bubblewrap was started as :data:`NOBODY`), whatever the map inside shows.
+    """
+    identity = facts.get("uid_map") == [[0, 0, 4294967295]]
+    if mode == "privileged":
+        uid = facts.get("uid") if identity and isinstance(facts.get("uid"), int) else None
+    else:
+        uid = launched_uid if not identity else None
+    checks = {
+        "pid-namespace": facts.get("pid") in (1, 2, 3),
+        "no-network": facts.get("interfaces") in (["lo"], []),
+        "unprivileged-user": uid not in (None, 0) and facts.get("cap_eff") == "0000000000000000",
+        "no-new-privileges": facts.get("no_new_privs") is True,
+        "read-only-files": writable or facts.get("cwd_writable") is False,
+        "seccomp": facts.get("seccomp") is True,
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        detail = f"bubblewrap ({mode}) started, but the child failed these checks: {', '.join(failed)}"
+        if not checks["seccomp"]:
+            detail += f" ({redact(facts.get('seccomp_detail', ''), 200)})"
+        return IsolationReport(False, "bubblewrap", detail, namespace_fix(), uid, checks["seccomp"], checks)
+    detail = (f"bubblewrap ({mode}): own PID, network and mount namespaces, read-only file system, uid {uid}, "
+              f"seccomp ({redact(facts.get('seccomp_detail', ''), 40)}), no new privileges")
+    return IsolationReport(True, "bubblewrap", detail, "", uid, True, checks)
+
+
+def namespace_fix() -> str:
+    return ("let bubblewrap create namespaces: enable unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces>0; on Ubuntu 23.10+ an AppArmor "
+            "profile that allows bwrap), or run in a container with CAP_SYS_ADMIN; " + install_hint())

@@ -26,25 +26,17 @@ edits of it, ``trusted=True``) still runs in a plain child process with the same
 
 from __future__ import annotations
 
-import fcntl
-import json
-import logging
 import os
-import re
-import selectors
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import weakref
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nasassist_plugins.graph import ComputationalGraph
-from nasassist_plugins.mutation.errors import ProposalRejected, SandboxError
+from nasassist_plugins.mutation.errors import SandboxError
 from nasassist_plugins.mutation.redact import redact
 from nasassist_plugins.mutation.sandbox.isolation import (
     NOBODY,
@@ -52,16 +44,17 @@ from nasassist_plugins.mutation.sandbox.isolation import (
     bwrap_command,
     find_bwrap,
     install_hint,
+    namespace_fix,
+    verify_facts,
     weak_command,
 )
+from nasassist_plugins.mutation.sandbox.results import SandboxResult, refusal, result_from_answer
+from nasassist_plugins.mutation.sandbox.session import Session, close_sessions
 from nasassist_plugins.mutation.sandbox.validator import validate_source
 
 __all__ = ["Sandbox", "SandboxLimits", "SandboxResult", "WORKER_PATH"]
 
-_logger = logging.getLogger(__name__)
 WORKER_PATH = Path(__file__).resolve().with_name("worker.py")
-_REASON = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_STDERR_TAIL = 16 * 1024
 _GRACE_S = 2.0
 
 
@@ -82,6 +75,11 @@ class SandboxLimits:
         max_threads: threads a builder may run (``RLIMIT_NPROC``).
         max_result_mb: the largest answer read back per source (graph JSON included).
         scratch_mb: size of the writable ``/tmp`` in training mode with ``allow_files``.
+
+    Example::
+
+        limits = SandboxLimits(wall_s=20, cpu_s=20, memory_mb=4096)
+        result = Sandbox(limits).check(source, (1, 3, 224, 224))
     """
 
     cpu_s: float = 30.0
@@ -107,48 +105,6 @@ class SandboxLimits:
                 "wall_s": self.wall_s, "max_params": int(self.max_params), "train_wall_s": self.train_wall_s,
                 "max_threads": int(self.max_threads), "max_result_bytes": int(self.max_result_mb * 1024 * 1024),
                 "scratch_mb": self.scratch_mb}
-
-
-@dataclass
-class SandboxResult:
-    """What the sandbox says about one source.
-
-    ``ok`` is True when the model was built and ran; then ``graph_json``, ``num_params``
-    (counted from the real tensors) and ``output_shape`` are set (and ``value`` in
-    training mode). Otherwise ``reason`` is a short category (``forbidden-import``,
-    ``timeout``, ``memory-limit``, ``cpu-limit``, ``too-many-parameters``,
-    ``isolation-unavailable``, ...) and ``detail`` explains it in one sanitised line.
-    """
-
-    ok: bool
-    reason: str = ""
-    detail: str = ""
-    graph_json: str | None = None
-    num_params: int | None = None
-    output_shape: tuple[int, ...] | None = None
-    value: Any = None
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-    _graph: ComputationalGraph | None = field(default=None, repr=False, compare=False)
-
-    def graph(self) -> ComputationalGraph:
-        """The traced graph (parsed from JSON and checked when the answer arrived; nothing of the model runs)."""
-        if not self.ok or self.graph_json is None:
-            raise ProposalRejected(self.reason or "no-graph", self.detail or "the sandbox returned no graph")
-        if self._graph is None:
-            self._graph = ComputationalGraph.from_dict(json.loads(self.graph_json))
-        return self._graph
-
-    def raise_if_rejected(self) -> "SandboxResult":
-        if not self.ok:
-            raise ProposalRejected(self.reason, self.detail)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("graph_json", None)
-        data.pop("_graph", None)
-        return data
 
 
 class Sandbox:
@@ -193,7 +149,7 @@ class Sandbox:
         self.processes_started = 0
         self._cache: dict[tuple, SandboxResult] = {}
         self._isolation: IsolationReport | None = None
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, Session] = {}
         self._lock = threading.RLock()
         self._scratch = tempfile.TemporaryDirectory(prefix="nasassist-sandbox-")
         self._finalizer = weakref.finalize(self, _close_all, self._sessions, self._scratch)
@@ -258,7 +214,7 @@ class Sandbox:
                 results[k] = answer
                 if answer.reason not in {"isolation-unavailable", "sandbox-error"} and len(self._cache) < 4096:
                     self._cache[_cache_key(sources[k], entries[k], shape, limits)] = answer
-        return [r if r is not None else _verdict("crashed", "no answer") for r in results]
+        return [r if r is not None else refusal("crashed", "no answer") for r in results]
 
     def train(self, source: str, input_shape: Sequence[int], trainer: str, *, entry: str | None = None,
               trainer_kwargs: Mapping[str, Any] | None = None, limits: SandboxLimits | None = None,
@@ -287,7 +243,7 @@ class Sandbox:
     def close(self) -> None:
         """Stop the sandbox child (it also stops when this object is collected or the caller exits)."""
         with self._lock:
-            _close_sessions(self._sessions)
+            close_sessions(self._sessions)
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -301,9 +257,9 @@ class Sandbox:
             return None
         report = validate_source(source)  # refuse statically before paying for a build
         if not report.ok:
-            return _verdict(report.violations[0].reason, report.summary())
+            return refusal(report.violations[0].reason, report.summary())
         if entry is not None and entry not in report.classes:
-            return _verdict("no-entry-class", f"no nn.Module class {entry!r} in the source "
+            return refusal("no-entry-class", f"no nn.Module class {entry!r} in the source "
                             f"(classes: {', '.join(report.classes) or 'none'})")
         return None
 
@@ -328,15 +284,15 @@ class Sandbox:
             results = []
             for answer in answers:
                 if answer is None:
-                    results.append(_verdict("timeout", f"the sandbox did not answer within {per_item:g} s and was killed"
+                    results.append(refusal("timeout", f"the sandbox did not answer within {per_item:g} s and was killed"
                                             if session.failure == "timeout" else
                                             f"the sandbox stopped before answering ({session.failure or 'no answer'})"))
                 else:
-                    results.append(_result_of(answer, limits, elapsed / max(len(items), 1)))
+                    results.append(result_from_answer(answer, limits, elapsed / max(len(items), 1)))
             return results
 
     def _session_for(self, trusted: bool, limits: SandboxLimits, *, writable: bool,
-                     one_shot: bool) -> "_Session | SandboxResult":
+                     one_shot: bool) -> "Session | SandboxResult":
         if one_shot:
             session = self._start_strong(limits, writable_tmp_mb=limits.scratch_mb if writable else None)
         else:
@@ -346,7 +302,7 @@ class Sandbox:
         report = self._isolation
         assert report is not None
         if not (trusted or self.allow_weak_isolation) or not self.python_checks:
-            return _verdict("isolation-unavailable", f"generated code is not executed without strong isolation: "
+            return refusal("isolation-unavailable", f"generated code is not executed without strong isolation: "
                             f"{report.detail}; fix: {report.fix}")
         if one_shot:
             return self._start_weak(limits)
@@ -355,7 +311,7 @@ class Sandbox:
             weak = self._sessions["weak"] = self._start_weak(limits)
         return weak
 
-    def _strong_session(self, limits: SandboxLimits) -> "_Session | None":
+    def _strong_session(self, limits: SandboxLimits) -> "Session | None":
         if self._isolation is not None and not self._isolation.strong:
             return None
         session = self._sessions.get("strong")
@@ -366,7 +322,7 @@ class Sandbox:
             self._sessions["strong"] = session
         return session
 
-    def _start_strong(self, limits: SandboxLimits, writable_tmp_mb: float | None) -> "_Session | None":
+    def _start_strong(self, limits: SandboxLimits, writable_tmp_mb: float | None) -> "Session | None":
         bwrap = find_bwrap(self.bwrap)
         if bwrap is None:
             where = (f"bubblewrap (bwrap) not found at {self.bwrap!r}" if self.bwrap
@@ -390,7 +346,7 @@ class Sandbox:
                 errors.append(f"{mode}: {exc}")
                 continue
             launched_uid = NOBODY if "user" in popen_kwargs else os.geteuid()
-            report = _verify(session.facts, mode, writable=writable_tmp_mb is not None, launched_uid=launched_uid)
+            report = verify_facts(session.facts, mode, writable=writable_tmp_mb is not None, launched_uid=launched_uid)
             if report.strong:
                 self._isolation = report
                 return session
@@ -400,259 +356,25 @@ class Sandbox:
                 self._isolation = replace(report, fix=install_hint())
                 return None
         self._isolation = IsolationReport(False, "process", redact("bubblewrap could not start the sandbox: "
-                                                                   + "; ".join(errors), 600), _namespace_fix())
+                                                                   + "; ".join(errors), 600), namespace_fix())
         return None
 
-    def _start_weak(self, limits: SandboxLimits) -> "_Session":
+    def _start_weak(self, limits: SandboxLimits) -> "Session":
         return self._start(weak_command(self.python, str(WORKER_PATH)), "weak", limits, drop_to=None,
                            cwd=self._scratch.name, popen_kwargs={})
 
     def _start(self, cmd: list[str], kind: str, limits: SandboxLimits, *, drop_to: int | None, cwd: str,
-               popen_kwargs: dict[str, Any]) -> "_Session":
+               popen_kwargs: dict[str, Any]) -> "Session":
         config = {"sys_path": _package_paths() + self.extra_paths, "drop_to": drop_to,
                   "python_checks": self.python_checks, "seccomp": True}
         self.processes_started += 1
-        return _Session(cmd, kind, config, cwd=cwd, startup_s=limits.startup_s,
+        return Session(cmd, kind, config, cwd=cwd, startup_s=limits.startup_s,
                         max_line=int(limits.max_result_mb * 1024 * 1024) + 4096, popen_kwargs=popen_kwargs)
 
 
-# ----------------------------------------------------------------------------- the child process
-class _Session:
-    """One sandbox child: a config line, a ``ready`` line, then requests and answers as JSON lines."""
-
-    def __init__(self, cmd: list[str], kind: str, config: dict[str, Any], *, cwd: str, startup_s: float,
-                 max_line: int, popen_kwargs: dict[str, Any]) -> None:
-        self.kind = kind
-        self.max_line = max_line
-        self.failure = ""
-        self._next_id = 0
-        self._buffer = bytearray()
-        self._stderr = bytearray()
-        try:
-            self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            env={}, cwd=cwd, close_fds=True, start_new_session=True, **popen_kwargs)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise SandboxError(f"cannot start the sandbox ({cmd[0]}): {redact(exc, 200)}") from None
-        for stream in (self.process.stdout, self.process.stderr):
-            assert stream is not None
-            flags = fcntl.fcntl(stream.fileno(), fcntl.F_GETFL)
-            fcntl.fcntl(stream.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        deadline = time.monotonic() + startup_s
-        facts = self._send(config, deadline) and self._read(deadline)
-        if not isinstance(facts, dict) or not facts.get("ready"):
-            tail = self.stderr_tail()
-            self.kill()
-            if self.failure == "timeout":
-                raise SandboxError(f"the sandbox did not start within {startup_s:g} s")
-            raise SandboxError(f"the sandbox failed to start: {tail or self.failure or 'no output'}")
-        self.facts: dict[str, Any] = facts
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None and not self.failure
-
-    def request(self, items: list[dict[str, Any]], *, trainer: str | None, allow_files: bool,
-                deadline: float) -> list[dict[str, Any] | None]:
-        self._next_id += 1
-        ident = self._next_id
-        answers: list[dict[str, Any] | None] = [None] * len(items)
-        if not self._send({"id": ident, "items": items, "trainer": trainer, "allow_files": allow_files}, deadline):
-            return answers
-        while True:
-            message = self._read(deadline)
-            if message is None:
-                return answers
-            if message.get("id") != ident:
-                continue
-            if message.get("done"):
-                return answers
-            index = message.get("index")
-            if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(items):
-                answers[index] = message
-
-    def _send(self, message: dict[str, Any], deadline: float) -> bool:
-        data = memoryview((json.dumps(message) + "\n").encode())
-        stdin = self.process.stdin
-        assert stdin is not None
-        fd = stdin.fileno()
-        os.set_blocking(fd, False)
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_WRITE)
-            while data:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    self.failure = "timeout"
-                    return False
-                try:
-                    data = data[os.write(fd, data):]
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    self.failure = "the sandbox closed its input"
-                    return False
-        return True
-
-    def _read(self, deadline: float) -> dict[str, Any] | None:
-        """The next JSON object line from the child; ``None`` on EOF, timeout or an oversized line."""
-        stdout, stderr = self.process.stdout, self.process.stderr
-        assert stdout is not None and stderr is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout.fileno(), selectors.EVENT_READ, "out")
-            if not stderr.closed:
-                selector.register(stderr.fileno(), selectors.EVENT_READ, "err")
-            while True:
-                newline = self._buffer.find(b"\n")
-                if newline >= 0:
-                    line = bytes(self._buffer[:newline])
-                    del self._buffer[: newline + 1]
-                    try:
-                        message = json.loads(line)
-                    except (ValueError, RecursionError):
-                        continue
-                    if isinstance(message, dict):
-                        return message
-                    continue
-                if len(self._buffer) > self.max_line:
-                    self.failure = "an answer exceeded the size limit"
-                    self.kill()
-                    return None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.failure = "timeout"
-                    self.kill()
-                    return None
-                events = selector.select(remaining)
-                if not events:
-                    continue
-                for key, _ in events:
-                    try:
-                        chunk = os.read(key.fd, 1 << 20)
-                    except BlockingIOError:
-                        continue
-                    if key.data == "err":
-                        if chunk:
-                            self._stderr += chunk
-                            del self._stderr[:-_STDERR_TAIL]
-                        else:
-                            selector.unregister(key.fd)
-                        continue
-                    if not chunk:
-                        self.failure = self.failure or f"the sandbox exited ({self.process.poll()})"
-                        return None
-                    self._buffer += chunk
-
-    def stderr_tail(self) -> str:
-        lines = bytes(self._stderr).decode("utf-8", errors="replace").strip().splitlines()[-3:]
-        return redact(" | ".join(lines), 400)
-
-    def kill(self) -> None:
-        process = self.process
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                process.kill()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
-            pass
-        for stream in (process.stdin, process.stdout, process.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-        self.failure = self.failure or "stopped"
-
-
-def _close_sessions(sessions: dict[str, _Session]) -> None:
-    for session in list(sessions.values()):
-        session.kill()
-    sessions.clear()
-
-
-def _close_all(sessions: dict[str, _Session], scratch: tempfile.TemporaryDirectory) -> None:
-    _close_sessions(sessions)
+def _close_all(sessions: dict[str, Session], scratch: tempfile.TemporaryDirectory) -> None:
+    close_sessions(sessions)
     scratch.cleanup()
-
-
-# ----------------------------------------------------------------------------- verdicts
-def _verify(facts: Mapping[str, Any], mode: str, *, writable: bool, launched_uid: int) -> IsolationReport:
-    """Strong isolation only if the child itself sees what bubblewrap promised.
-
-    The kernel-level user: in privileged mode the child's user namespace is the initial
-    one (identity map) and it must have become :data:`NOBODY` itself; in user-namespace
-    mode it is whoever bubblewrap was started as (never root: the caller is not root, or
-    bubblewrap was started as :data:`NOBODY`), whatever the map inside shows.
-    """
-    identity = facts.get("uid_map") == [[0, 0, 4294967295]]
-    if mode == "privileged":
-        uid = facts.get("uid") if identity and isinstance(facts.get("uid"), int) else None
-    else:
-        uid = launched_uid if not identity else None
-    checks = {
-        "pid-namespace": facts.get("pid") in (1, 2, 3),
-        "no-network": facts.get("interfaces") in (["lo"], []),
-        "unprivileged-user": uid not in (None, 0) and facts.get("cap_eff") == "0000000000000000",
-        "no-new-privileges": facts.get("no_new_privs") is True,
-        "read-only-files": writable or facts.get("cwd_writable") is False,
-        "seccomp": facts.get("seccomp") is True,
-    }
-    failed = [name for name, ok in checks.items() if not ok]
-    if failed:
-        detail = f"bubblewrap ({mode}) started, but the child failed these checks: {', '.join(failed)}"
-        if not checks["seccomp"]:
-            detail += f" ({redact(facts.get('seccomp_detail', ''), 200)})"
-        return IsolationReport(False, "bubblewrap", detail, _namespace_fix(), uid, checks["seccomp"], checks)
-    detail = (f"bubblewrap ({mode}): own PID, network and mount namespaces, read-only file system, uid {uid}, "
-              f"seccomp ({redact(facts.get('seccomp_detail', ''), 40)}), no new privileges")
-    return IsolationReport(True, "bubblewrap", detail, "", uid, True, checks)
-
-
-def _namespace_fix() -> str:
-    return ("let bubblewrap create namespaces: enable unprivileged user namespaces "
-            "(sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces>0; on Ubuntu 23.10+ an AppArmor "
-            "profile that allows bwrap), or run in a container with CAP_SYS_ADMIN; " + install_hint())
-
-
-def _verdict(reason: str, detail: str) -> SandboxResult:
-    return SandboxResult(False, reason, redact(detail, 500))
-
-
-def _result_of(payload: Mapping[str, Any], limits: SandboxLimits, seconds: float) -> SandboxResult:
-    """A :class:`SandboxResult` from one answer line, after checking everything in it."""
-    reason = payload.get("reason", "")
-    reason = reason if isinstance(reason, str) and (reason == "" or _REASON.match(reason)) else "invalid-reason"
-    detail = redact(payload.get("detail", "") if isinstance(payload.get("detail"), str) else "", 500)
-    if payload.get("ok") is not True:
-        count = payload.get("num_params")
-        return SandboxResult(False, reason or "refused", detail, seconds=seconds,
-                             num_params=count if isinstance(count, int) and not isinstance(count, bool) else None)
-    graph_json, num_params, shape = payload.get("graph"), payload.get("num_params"), payload.get("output_shape")
-    problem = ""
-    if not isinstance(graph_json, str):
-        problem = "no graph"
-    elif not isinstance(num_params, int) or isinstance(num_params, bool) or not 0 <= num_params <= limits.max_params:
-        problem = f"parameter count {num_params!r} outside 0..{limits.max_params:,}"
-    elif (not isinstance(shape, list) or not 1 <= len(shape) <= 8
-          or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape)):
-        problem = "malformed output shape"
-    graph = None
-    if not problem:
-        try:
-            graph = ComputationalGraph.from_dict(json.loads(graph_json))
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
-            problem = f"the graph does not parse ({type(exc).__name__})"
-        else:
-            if graph.num_parameters > num_params:
-                problem = (f"the graph holds {graph.num_parameters:,} parameters but the model reports "
-                           f"{num_params:,}")
-            elif graph.num_nodes < 2:
-                problem = "the graph has no operations"
-    if problem:
-        return SandboxResult(False, "inconsistent-result", redact(problem, 300), seconds=seconds)
-    return SandboxResult(True, reason, detail, graph_json=graph_json, num_params=num_params,
-                         output_shape=tuple(shape), value=payload.get("value"), seconds=seconds, _graph=graph)
 
 
 def _cache_key(source: str, entry: str | None, shape: tuple[int, ...], limits: SandboxLimits) -> tuple:
