@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 # `nasassist improve` does not run generated code and uses the offline mutator only).
 if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap libseccomp2 >/dev/null \
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap libseccomp2 >/dev/null; } \
         || echo "warning: could not install bubblewrap; generated model code will not be executed" >&2
 fi
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}

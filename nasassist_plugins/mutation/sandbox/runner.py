@@ -201,9 +201,9 @@ class Sandbox:
             if cached is not None:
                 results[i] = cached
                 continue
-            refusal = self._static_refusal(source, entries[i])
-            if refusal is not None:
-                results[i] = refusal
+            refused = self._static_refusal(source, entries[i])
+            if refused is not None:
+                results[i] = refused
             else:
                 pending.append(i)
         if pending:
@@ -233,9 +233,9 @@ class Sandbox:
             raise ValueError(f"trainer must be 'package.module:function', got {trainer!r}")
         limits = limits or self.limits
         shape = _check_shape(input_shape)
-        refusal = self._static_refusal(source, entry)
-        if refusal is not None:
-            return refusal
+        refused = self._static_refusal(source, entry)
+        if refused is not None:
+            return refused
         item = {"source": source, "entry": entry, "input_shape": list(shape),
                 "trainer_kwargs": dict(trainer_kwargs or {}), "limits": limits.to_worker(training=True)}
         return self._request([item], limits, trusted=trusted, trainer=trainer, allow_files=allow_files)[0]
@@ -294,7 +294,9 @@ class Sandbox:
     def _session_for(self, trusted: bool, limits: SandboxLimits, *, writable: bool,
                      one_shot: bool) -> "Session | SandboxResult":
         if one_shot:
-            session = self._start_strong(limits, writable_tmp_mb=limits.scratch_mb if writable else None)
+            known_weak = self._isolation is not None and not self._isolation.strong
+            session = None if known_weak else self._start_strong(limits, writable_tmp_mb=limits.scratch_mb
+                                                                 if writable else None)
         else:
             session = self._strong_session(limits)
         if session is not None:
