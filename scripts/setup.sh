@@ -46,6 +46,15 @@ if [ "${FORCE:-0}" != 1 ] && [ -x "$VPY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAM
 fi
 rm -f "$STAMP"
 
+# bubblewrap + libseccomp: the OS isolation that LLM-written model code runs under (without them
+# `nasassist improve` does not run generated code and uses the offline mutator only).
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    step "installing Debian's bubblewrap and libseccomp2 (the sandbox for generated model code)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap libseccomp2 >/dev/null; } \
+        || step "warning: could not install bubblewrap; generated model code will not be executed"
+fi
+
 if [ ! -x "$VPY" ]; then
     step "creating the virtual environment .venv ($("$PYTHON" --version))"
     "$PYTHON" -m venv .venv
