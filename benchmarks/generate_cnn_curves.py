@@ -11,7 +11,7 @@ again at 75 % of the epochs). Output: ``nasassist_plugins/data/digits_cnn_curves
 
 Usage (checkpoints to ``<out>.partial.jsonl`` and resumes)::
 
-    nice -n 10 python benchmarks/generate_cnn_curves.py --n-configs 300 --epochs 36 --workers 1
+    nice -n 10 python benchmarks/generate_cnn_curves.py --n-configs 200 --epochs 30 --workers 1
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def build_model(conf: dict):
 def main(argv: list[str] | None = None) -> int:
     return curve_set_training.main(
         argv, script="generate_cnn_curves.py", description=__doc__.split("\n\n")[0], set_name="digits_cnn",
-        sample_config=sample_config, build_model=build_model, defaults={"n_configs": 300, "epochs": 36},
+        sample_config=sample_config, build_model=build_model, defaults={"n_configs": 200, "epochs": 30},
         metadata={"network": "macro CNN: conv blocks + pooling + global average pooling + linear head (see configs)",
                   "optimiser": "SGD momentum 0.9, weight decay 5e-4, 2-epoch linear warm-up, x0.1 at 50 % and 75 % "
                   "of the epochs; random 1-pixel shifts"},

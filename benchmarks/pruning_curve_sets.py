@@ -96,6 +96,7 @@ class Method:
     label: str
     make: Callable[[CurveTable], Any]
     nasassist: bool = False
+    zero_shot: bool = False
 
 
 def methods() -> list[Method]:
@@ -120,17 +121,47 @@ def methods() -> list[Method]:
         Method("hyperband", "HyperbandPruner (rf 3)", hyperband),
         Method("nas", "NASAssistPruner (defaults: learned extrapolator)", nas(), nasassist=True),
         Method("nas_top3", "NASAssistPruner top_k=3", nas(top_k=3), nasassist=True),
+        Method("nas_zs", "NASAssistPruner + zero-shot score (weight 1)", nas(), nasassist=True, zero_shot=True),
         Method("nas_parametric", "NASAssistPruner parametric ensemble", nas(extrapolator="parametric"),
                nasassist=True),
     ]
 
 
-DEFAULT_METHODS = ("nop", "median", "hyperband", "nas", "nas_top3")
+DEFAULT_METHODS = ("nop", "median", "hyperband", "nas", "nas_top3", "nas_zs")
+
+
+def zero_shot_scores(name: str) -> np.ndarray | None:
+    """The default predictor's zero-shot score of every run's network (digits sets only), in one batch.
+
+    The benchmark stores them in each trial exactly as :func:`nasassist_plugins.optuna.report_model`
+    does (the ``nasassist:zero_shot`` system attribute); scoring once per run instead of once per
+    trial only saves time.
+    """
+    if name not in DIGITS_SETS:
+        return None
+    import torch
+
+    from nasassist_plugins.data import load_curve_set
+    from nasassist_plugins.predictor import Predictor
+
+    data = load_curve_set(name)
+    if name == "digits_nb201":
+        from nasassist_plugins.adapters.cells import nb201_network
+
+        models = [nb201_network(a, channels=8, cells_per_stage=1, num_classes=10, in_channels=1) for a in data.configs]
+    else:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        module = __import__("generate_mlp_curves" if name == "digits_mlp" else "generate_cnn_curves")
+        models = [module.build_model(json.loads(c)) for c in data.configs]
+    mean, _ = Predictor.load_default().predict(models, torch.zeros(1, 1, 8, 8))
+    return np.asarray(mean, dtype=float)
 
 
 # ---------------------------------------------------------------------------- one study
-def run_study(method: Method, tab: CurveTable, seed: int, order: np.ndarray) -> dict:
+def run_study(method: Method, tab: CurveTable, seed: int, order: np.ndarray, scores: np.ndarray | None = None) -> dict:
     import optuna
+
+    from nasassist_plugins.optuna import _attrs
 
     pruner = method.make(tab)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed),
@@ -144,6 +175,8 @@ def run_study(method: Method, tab: CurveTable, seed: int, order: np.ndarray) -> 
 
     def objective(trial):
         idx = trial.suggest_int("run", 0, len(tab.values) - 1)
+        if method.zero_shot:
+            trial.storage.set_trial_system_attr(trial._trial_id, _attrs.ZERO_SHOT, float(scores[idx]))
         for k in range(n_steps):
             spent[trial.number] = float(tab.cost[k])
             restart[trial.number] = float(tab.cost[: k + 1].sum())
@@ -193,8 +226,8 @@ def run_task(task: tuple) -> list[dict]:
     for seed in seeds:
         order = np.random.default_rng(seed).permutation(len(tab.values))[: opts["trials"]]
         for m in methods():
-            if m.name in method_names:
-                out.append(run_study(m, tab, seed, order))
+            if m.name in method_names and (not m.zero_shot or opts.get("scores") is not None):
+                out.append(run_study(m, tab, seed, order, opts.get("scores")))
     return out
 
 
@@ -357,7 +390,7 @@ def plot(sets: dict, path: Path) -> None:
     names = list(sets)
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.4), squeeze=False)
     colours = {"nop": "black", "median": "tab:orange", "hyperband": "tab:blue", "nas": "tab:red",
-               "nas_top3": "tab:purple", "nas_parametric": "tab:green"}
+               "nas_top3": "tab:purple", "nas_parametric": "tab:green", "nas_zs": "tab:brown"}
     for ax, name in zip(axes[0], names):
         for r in sets[name]["summary"]:
             ax.errorbar(r["epochs_mean"], r["regret_pp_mean"], xerr=r["epochs_sem"], yerr=r["regret_pp_sem"],
@@ -398,7 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         tab = load_table(name, args.nb101_csv)
         if tab is None:
             continue
-        tasks = [(name, [s], [m], opts) for s in range(args.seeds) for m in names]
+        set_opts = dict(opts)
+        if any(m.zero_shot and m.name in names for m in methods()):
+            set_opts["scores"] = zero_shot_scores(name)
+        tasks = [(name, [s], [m], set_opts) for s in range(args.seeds) for m in names]
         records: list[dict] = []
         t0 = time.perf_counter()
         if args.workers > 1:

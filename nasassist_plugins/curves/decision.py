@@ -107,27 +107,24 @@ class Decision:
     step: float = math.nan
 
 
-@dataclass
 class _Calibration:
-    """Empirical distribution of PIT values with ``strength`` pseudo-observations of a uniform."""
+    """Recalibration map ``G``: the empirical CDF of PIT values mixed with ``strength`` pseudo-observations
+    of a uniform, ``G(p) = (strength * p + #{u_j <= p}) / (strength + n)``, tabulated on a fine grid
+    (linear in between, which also smooths its jumps) so that ``G`` and its inverse are one interpolation each.
+    """
 
-    pits: np.ndarray
-    strength: float
+    _GRID = np.linspace(0.0, 1.0, 4097)
+
+    def __init__(self, pits: np.ndarray, strength: float) -> None:
+        self.pits = np.sort(np.asarray(pits, dtype=float))
+        counts = np.searchsorted(self.pits, self._GRID, side="right")
+        self._g = (strength * self._GRID + counts) / (strength + len(self.pits))
 
     def cdf(self, p: float) -> float:
-        n = len(self.pits)
-        return float((self.strength * p + np.sum(self.pits <= p)) / (self.strength + n))
+        return float(np.interp(p, self._GRID, self._g))
 
     def inverse(self, q: float) -> float:
-        """Smallest ``p`` with ``cdf(p) >= q`` (bisection; cdf is monotone)."""
-        lo, hi = 0.0, 1.0
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            if self.cdf(mid) >= q:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return float(np.interp(q, self._g, self._GRID))
 
 
 @dataclass

@@ -197,7 +197,7 @@ class CurvePFN:
     @classmethod
     def load(cls, path: str | Path) -> CurvePFN:
         """Read and validate a weights file (safetensors, no pickle)."""
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         path = Path(path)
         if not path.is_file():
@@ -222,7 +222,7 @@ class CurvePFN:
                             f"{path}: {name} has shape {tuple(sl.get_shape())} / {sl.get_dtype()}, expected {shape} float"
                         )
                 tensors = {name: f.get_tensor(name) for name in expected}
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
             if isinstance(exc, ConfigurationError):
                 raise
             raise ConfigurationError(f"{path}: unreadable curve PFN weights ({exc})") from exc
@@ -263,12 +263,14 @@ class CurvePFN:
         return xq @ w["head.weight"].T + w["head.bias"]
 
     def forecast(
-        self, t: np.ndarray, y: np.ndarray, upper: float | None, query: float | Sequence[float] = 1.0
+        self, t: np.ndarray, y: np.ndarray, upper: float | None, query: float | Sequence[float] = 1.0,
+        lower: float | None = None,
     ) -> CurveForecast | list[CurveForecast]:
         """Predictive distribution of the value at normalised step(s) ``query`` given the prefix.
 
         ``t``: normalised observed steps in (0, 1], increasing; ``y``: values in maximisation
-        units; ``upper``: known upper bound in those units or ``None``. Needs two points or more.
+        units; ``upper``: known upper bound in those units or ``None`` (``lower``: the lower one, used
+        only to bound the forecast). Needs two points or more.
         """
         t = np.asarray(t, dtype=float)
         y = np.asarray(y, dtype=float)
@@ -281,7 +283,7 @@ class CurvePFN:
         logits = logits - logits.max(-1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(-1, keepdims=True)
-        out = [CurveForecast(BarDistribution(self.borders, p), m, s, upper) for p in probs]
+        out = [CurveForecast(BarDistribution(self.borders, p), m, s, upper, lower) for p in probs]
         return out[0] if np.ndim(query) == 0 else out
 
 
@@ -316,17 +318,25 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 class CurveForecast:
     """Predictive distribution of one future value, in maximisation units.
 
-    ``Y = m + s * sinh(Z)`` with ``Z`` the bar distribution; capped at ``upper`` when known.
+    ``Y = m + s * sinh(Z)`` with ``Z`` the bar distribution, capped at ``upper`` (the known bound
+    on the good side) and floored at ``lower`` (the bad side) when they are known. The mean and
+    standard deviation winsorise the outermost 1 % on a side whose bound is unknown: the sinh
+    transform gives the extreme buckets values far beyond anything observed, and the prior's
+    divergence mode puts a little mass there. The predictive is often skewed or bimodal (a run may
+    still collapse), so quantiles describe it better than ``mean ± std``.
     """
 
     z: BarDistribution
     m: float
     s: float
     upper: float | None = None
+    lower: float | None = None
 
     def _to_y(self, z: float) -> float:
         y = self.m + self.s * math.sinh(z)
-        return y if self.upper is None else min(y, self.upper)
+        if self.upper is not None:
+            y = min(y, self.upper)
+        return y if self.lower is None else max(y, self.lower)
 
     def _to_z(self, y: float) -> float:
         return math.asinh((y - self.m) / self.s)
@@ -335,6 +345,8 @@ class CurveForecast:
         """P(Y <= y)."""
         if self.upper is not None and y >= self.upper:
             return 1.0
+        if self.lower is not None and y < self.lower:
+            return 0.0
         return self.z.cdf(self._to_z(y))
 
     def probability_above(self, y: float) -> float:
@@ -344,21 +356,21 @@ class CurveForecast:
     def quantile(self, q: float) -> float:
         return self._to_y(self.z.quantile(q))
 
-    @property
-    def mean(self) -> float:
-        """Mean of ``Y`` (bucket mid-points mapped through ``sinh``, capped)."""
+    def _support(self) -> np.ndarray:
         mids = (self.z.borders[:-1] + self.z.borders[1:]) / 2.0
         ys = self.m + self.s * np.sinh(mids)
-        if self.upper is not None:
-            ys = np.minimum(ys, self.upper)
-        return float(self.z.probs @ ys)
+        lo = self.lower if self.lower is not None else self.quantile(0.01)
+        hi = self.upper if self.upper is not None else self.quantile(0.99)
+        return np.clip(ys, lo, hi)
+
+    @property
+    def mean(self) -> float:
+        """Mean of ``Y`` (bucket mid-points mapped through ``sinh``, bounded as described above)."""
+        return float(self.z.probs @ self._support())
 
     @property
     def std(self) -> float:
-        mids = (self.z.borders[:-1] + self.z.borders[1:]) / 2.0
-        ys = self.m + self.s * np.sinh(mids)
-        if self.upper is not None:
-            ys = np.minimum(ys, self.upper)
+        ys = self._support()
         mu = float(self.z.probs @ ys)
         return float(math.sqrt(max(float(self.z.probs @ (ys - mu) ** 2), 0.0)))
 
@@ -436,6 +448,11 @@ class PFNExtrapolator:
         bound = self.upper_bound if self.direction == "maximize" else self.lower_bound
         return None if bound is None else self._sign * float(bound)
 
+    @property
+    def _bad_bound(self) -> float | None:
+        bound = self.lower_bound if self.direction == "maximize" else self.upper_bound
+        return None if bound is None else self._sign * float(bound)
+
     def fit(self, steps: Sequence[float], values: Sequence[float]) -> PFNExtrapolator:
         """Store the observed curve (steps > 0, finite values, at least two distinct steps)."""
         from nasassist_plugins.curves.extrapolation import _validate_curve
@@ -458,7 +475,7 @@ class PFNExtrapolator:
         target = float(step) / self.max_step
         if not math.isfinite(target) or target <= 0:
             raise LearningCurveError(f"target step must be > 0, got {step!r}")
-        return model.forecast(self._t, self._y, self._good_bound, max(target, float(self._t[-1])))
+        return model.forecast(self._t, self._y, self._good_bound, max(target, float(self._t[-1])), self._bad_bound)
 
     def predict(self, step: float) -> tuple[float, float]:
         """Predictive mean and standard deviation of the value at ``step`` (caller's units)."""
