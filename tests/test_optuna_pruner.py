@@ -75,9 +75,24 @@ def test_prunes_hopeless_curves_early_and_keeps_good_ones():
 def test_min_resource_one_is_accepted_and_the_forecast_waits_for_a_second_report():
     pruner = NASAssistPruner(max_resource=EPOCHS - 1, min_resource=1, upper_bound=1.0)
     study = study_with_finished(pruner)
-    step = run_curve(study, curve(0.3, 3))
-    assert step == 1  # rung 2 (step 1) is the first with two reports
-    assert NASAssistPruner(min_resource=1, max_resource=0) is not None
+    values = curve(0.3, 3)
+    reasons: dict[int, str] = {}
+
+    def objective(trial):
+        for step in range(EPOCHS):
+            trial.report(float(values[step]), step)
+            before = pruner.last_decision
+            prune = trial.should_prune()
+            if pruner.last_decision is not before:
+                reasons[step] = pruner.last_decision.reason
+            if prune:
+                raise optuna.TrialPruned()
+        return float(values[-1])
+
+    study.optimize(objective, n_trials=1)
+    assert reasons[0] == "too-few-points"  # resource 1 is a rung, but one report is no curve
+    assert reasons[1] == "forecast"  # the second report (resource 2) is judged
+    assert study.trials[-1].state == TrialState.PRUNED and max(reasons) <= 7
 
 
 def test_min_resource_delays_the_first_decision_in_steps():

@@ -276,7 +276,7 @@ class StopRule:
         sign = 1.0 if self.direction == "maximize" else -1.0
         finals = np.sort(sign * np.array([f.final for f in done], dtype=float))[::-1]
         reference = sign * float(finals[min(self.top_k, len(finals)) - 1])
-        if sign * float(np.max(sign * run.values)) >= sign * reference:
+        if float(np.max(sign * run.values)) >= sign * reference:
             return Decision(False, "beats-reference", reference=reference, step=last)
         try:
             forecast = self._forecast(run.steps, run.values, max_res)
