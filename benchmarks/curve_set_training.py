@@ -175,7 +175,10 @@ def main(
     if partial.exists():
         for line in partial.read_text().splitlines():
             rec = json.loads(line)
-            if rec.get("run") == {**cfg, "n_configs": args.n_configs} and rec["config"] == configs[rec["index"]]:
+            run = {k: v for k, v in rec.get("run", {}).items() if k != "n_configs"}
+            # configuration i is the i-th draw of the seeded sampler whatever --n-configs is, so a run
+            # stopped early can be finished with a smaller --n-configs from the same checkpoint
+            if run == cfg and rec["index"] < args.n_configs and rec["config"] == configs[rec["index"]]:
                 done[rec["index"]] = rec
         print(f"resuming: {len(done)} of {args.n_configs} configurations already trained", flush=True)
     jobs = [(i, c, build_model) for i, c in enumerate(configs) if i not in done]
@@ -183,7 +186,7 @@ def main(
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with partial.open("a") as log:
         def keep(res: dict) -> None:
-            res["run"] = {**cfg, "n_configs": args.n_configs}
+            res["run"] = dict(cfg)
             done[res["index"]] = res
             log.write(json.dumps(res) + "\n")
             log.flush()

@@ -10,7 +10,7 @@ the end: both are part of the set on purpose. Output: ``nasassist_plugins/data/d
 
 Usage (checkpoints to ``<out>.partial.jsonl`` and resumes)::
 
-    nice -n 10 python benchmarks/generate_mlp_curves.py --n-configs 400 --epochs 50 --workers 1
+    nice -n 10 python benchmarks/generate_mlp_curves.py --n-configs 250 --epochs 50 --workers 1
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def build_model(conf: dict):
 def main(argv: list[str] | None = None) -> int:
     return curve_set_training.main(
         argv, script="generate_mlp_curves.py", description=__doc__.split("\n\n")[0], set_name="digits_mlp",
-        sample_config=sample_config, build_model=build_model, defaults={"n_configs": 400, "epochs": 50},
+        sample_config=sample_config, build_model=build_model, defaults={"n_configs": 250, "epochs": 50},
         metadata={"network": "MLP on the flattened 64 pixels (see configs)",
                   "optimiser": "Adam, constant learning rate (per config), no augmentation"},
     )

@@ -457,7 +457,7 @@ def test_rule_stops_hopeless_runs_and_keeps_good_ones():
     t, good, _ = _saturating(0.97, 0.2, 6.0, seed=12)
     d_bad = rule.assess(ObservedRun.from_reports("bad", t[:8], bad[:8]), finished)
     d_good = rule.assess(ObservedRun.from_reports("good", t[:8], good[:8]), finished)
-    assert d_bad.stop and d_bad.probability < 0.05
+    assert d_bad.stop and d_bad.probability < rule.threshold_probability
     assert not d_good.stop and d_good.probability > 0.2
     median, low, high = d_bad.forecast
     assert low <= median <= high < d_bad.reference

@@ -67,7 +67,7 @@ def test_prunes_hopeless_curves_early_and_keeps_good_ones():
     run_curve(study, curve(0.5, 7))
     pruned = study.trials[-1]
     assert pruned.system_attrs[_attrs.PRUNED_BY] == "learning-curve"
-    assert pruned.system_attrs[_attrs.LCE_PROBABILITY] < 0.05
+    assert pruned.system_attrs[_attrs.LCE_PROBABILITY] < pruner.rule.threshold_probability
     median, low, high = pruned.system_attrs[_attrs.LCE_FORECAST]
     assert low <= median <= high < 0.9
 

@@ -146,7 +146,8 @@ class StopRule:
             step of the finished runs (no decision before one has finished).
         min_resource: First rung (default 1): no decision before this much resource.
         reduction_factor: Rung spacing (default 2): decisions at ``min_resource * reduction_factor**k``.
-        threshold_probability: Stop when P(final beats the reference) is below this (default 0.05).
+        threshold_probability: Stop when the calibrated P(final beats the reference) is below this (default
+            0.15; chosen on the digits NB201, digits MLP and NB101 sets, see benchmarks/README.md).
         top_k: Compare with the ``top_k``-th best finished trial (default 1, the best).
         min_finished: Finished trials needed before anything is stopped (default 5).
         extrapolator: ``"pfn"`` (default, the learned extrapolator) or ``"parametric"`` (the
@@ -169,7 +170,7 @@ class StopRule:
     max_resource: float | None = None
     min_resource: float = 1.0
     reduction_factor: float = 2.0
-    threshold_probability: float = 0.05
+    threshold_probability: float = 0.15
     top_k: int = 1
     min_finished: int = 5
     extrapolator: Extrapolator = "pfn"

@@ -54,7 +54,7 @@ class NASAssistAssessor(Assessor):
             the longest curve of a finished trial (no decision before one has finished).
         optimize_mode: ``"maximize"`` (default; accuracy) or ``"minimize"`` (loss).
         threshold_probability: Stop when P(final better than the reference) is below this
-            (default 0.05), in (0, 1).
+            (default 0.15), in (0, 1). The probability is recalibrated on the finished trials.
         min_resource: The first rung, in reports (default 1; a forecast needs two reports).
         reduction_factor: Rung spacing (default 2): decisions at ``min_resource * reduction_factor**k`` reports.
         top_k: Compare with the ``top_k``-th best finished trial (default 1: the best).
@@ -76,7 +76,7 @@ class NASAssistAssessor(Assessor):
         *,
         max_step: int | None = None,
         optimize_mode: str = "maximize",
-        threshold_probability: float = 0.05,
+        threshold_probability: float = 0.15,
         min_resource: int = 1,
         reduction_factor: float = 2.0,
         top_k: int = 1,

@@ -87,7 +87,8 @@ class NASAssistPruner(BasePruner):
         reduction_factor: Rung spacing (default 2): decisions are taken when a report reaches or
             passes ``min_resource * reduction_factor**k``; between rungs nothing is computed.
         threshold_probability: Prune when P(final value beats the reference) is below this
-            (default 0.05), in (0, 1).
+            (default 0.15), in (0, 1). The probability is calibrated on the study (see above), so this
+            is the chance a pruned trial would still have won.
         top_k: The reference is the ``top_k``-th best final value of the finished trials
             (default 1: the best). Larger values prune less.
         n_warmup_trials: Finished trials (for the curve rule) and scored trials (for the
@@ -122,7 +123,7 @@ class NASAssistPruner(BasePruner):
         max_resource: int | Literal["auto"] | None = "auto",
         min_resource: int = 1,
         reduction_factor: float = 2.0,
-        threshold_probability: float = 0.05,
+        threshold_probability: float = 0.15,
         top_k: int = 1,
         n_warmup_trials: int = 5,
         extrapolator: Literal["pfn", "parametric"] = "pfn",
