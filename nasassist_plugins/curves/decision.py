@@ -337,22 +337,40 @@ class StopRule:
             return lce.fit(steps, values).forecast(max_resource)
         return _ParametricForecast(steps, values, max_resource, self)
 
+    def _forecast_many(self, prefixes: list[tuple[np.ndarray, np.ndarray]], max_resource: float) -> list:
+        """Forecasts of several prefixes (one batched pass for the PFN); ``None`` where none is possible."""
+        if self._kind == "pfn":
+            from nasassist_plugins.curves.pfn import PFNExtrapolator
+
+            lce = PFNExtrapolator(max_step=max_resource, direction=self.direction,
+                                  lower_bound=self.lower_bound, upper_bound=self.upper_bound)
+            return lce.forecast_many(prefixes, max_resource)
+        out = []
+        for steps, values in prefixes:
+            try:
+                out.append(self._forecast(steps, values, max_resource))
+            except (CurveFitError, LearningCurveError):
+                out.append(None)
+        return out
+
     def _calibration(self, done: Sequence[ObservedRun], horizon: float, max_res: float) -> _Calibration:
+        """PIT values of the finished runs forecast from their reports up to ``horizon`` (cached per run)."""
         sign = 1.0 if self.direction == "maximize" else -1.0
-        pits = []
-        for f in done:
-            key = (f.key, round(horizon, 9), round(max_res, 9), len(f.steps))
-            if key not in self._pit_cache:
-                keep = f.steps <= horizon + _EPS
-                pit = math.nan
-                if keep.sum() >= self._min_points and f.steps[keep][-1] < max_res - _EPS:
-                    try:
-                        pit = self._forecast(f.steps[keep], f.values[keep], max_res).cdf(sign * float(f.final))
-                    except (CurveFitError, LearningCurveError):
-                        pit = math.nan
-                self._pit_cache[key] = pit
-            if math.isfinite(self._pit_cache[key]):
-                pits.append(self._pit_cache[key])
+        keys = [(f.key, round(horizon, 9), round(max_res, 9), len(f.steps)) for f in done]
+        todo = []
+        for key, f in zip(keys, done):
+            if key in self._pit_cache:
+                continue
+            keep = f.steps <= horizon + _EPS
+            if keep.sum() >= self._min_points and f.steps[keep][-1] < max_res - _EPS:
+                todo.append((key, f, keep))
+            else:
+                self._pit_cache[key] = math.nan
+        if todo:
+            forecasts = self._forecast_many([(f.steps[keep], f.values[keep]) for _, f, keep in todo], max_res)
+            for (key, f, _), forecast in zip(todo, forecasts):
+                self._pit_cache[key] = math.nan if forecast is None else forecast.cdf(sign * float(f.final))
+        pits = [self._pit_cache[key] for key in keys if math.isfinite(self._pit_cache[key])]
         return _Calibration(np.asarray(pits, dtype=float), self.prior_strength)
 
 

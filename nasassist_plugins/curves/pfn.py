@@ -235,32 +235,55 @@ class CurvePFN:
     # -------------------------------------------------------------- forward
     def logits(self, context: np.ndarray, obs: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Bucket logits ``(q, K)`` of one curve's queries (features from :func:`encode_prefix`)."""
-        w = self._w
-        ctx = context @ w["embed_context.weight"].T + w["embed_context.bias"]
-        x_obs = obs @ w["embed_obs.weight"].T + w["embed_obs.bias"]
-        x_q = query @ w["embed_query.weight"].T + w["embed_query.bias"]
-        x = np.concatenate([ctx[None, :], x_obs, x_q], axis=0)
-        n_keys = 1 + len(obs)
-        h, dh = self.n_heads, self.d_model // self.n_heads
+        return self.logits_batch([(context, obs, query)])[0]
+
+    def logits_batch(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Bucket logits of several curves in one pass: ``items`` are ``(context, obs, query)`` triples.
+
+        Prefixes are padded to the longest one; padded tokens are never attended to, so each
+        curve's logits are those it would get alone.
+        """
+        w, d = self._w, self.d_model
+        n_obs = [len(o) for _, o, _ in items]
+        n_q = [len(q) for _, _, q in items]
+        b, n_max, q_max = len(items), max(n_obs), max(n_q)
+        obs = np.zeros((b, n_max, N_OBS_FEATURES))
+        query = np.zeros((b, q_max, N_QUERY_FEATURES))
+        valid = np.zeros((b, 1 + n_max), dtype=bool)
+        valid[:, 0] = True
+        for i, (_, o, q) in enumerate(items):
+            obs[i, : len(o)] = o
+            query[i, : len(q)] = q
+            valid[i, 1 : 1 + len(o)] = True
+        context = np.stack([c for c, _, _ in items])
+        x = np.concatenate([
+            (context @ w["embed_context.weight"].T + w["embed_context.bias"])[:, None],
+            obs @ w["embed_obs.weight"].T + w["embed_obs.bias"],
+            query @ w["embed_query.weight"].T + w["embed_query.bias"],
+        ], axis=1)
+        n_keys, n_tok = 1 + n_max, x.shape[1]
+        h, dh = self.n_heads, d // self.n_heads
+        mask = np.where(valid, 0.0, -1e30)[:, None, None, :]
         for i in range(self.n_layers):
             p = f"layers.{i}."
             a = _layer_norm(x, w[p + "norm1.weight"], w[p + "norm1.bias"])
             qkv = a @ w[p + "attn.in_proj_weight"].T + w[p + "attn.in_proj_bias"]
             q, k, v = np.split(qkv, 3, axis=-1)
-            q = q.reshape(len(x), h, dh).transpose(1, 0, 2)
-            k = k[:n_keys].reshape(n_keys, h, dh).transpose(1, 0, 2)
-            v = v[:n_keys].reshape(n_keys, h, dh).transpose(1, 0, 2)
-            scores = q @ k.transpose(0, 2, 1) / math.sqrt(dh)
+            q = q.reshape(b, n_tok, h, dh).transpose(0, 2, 1, 3)
+            k = k[:, :n_keys].reshape(b, n_keys, h, dh).transpose(0, 2, 1, 3)
+            v = v[:, :n_keys].reshape(b, n_keys, h, dh).transpose(0, 2, 1, 3)
+            scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh) + mask
             scores -= scores.max(-1, keepdims=True)
             att = np.exp(scores)
             att /= att.sum(-1, keepdims=True)
-            out = (att @ v).transpose(1, 0, 2).reshape(len(x), self.d_model)
+            out = (att @ v).transpose(0, 2, 1, 3).reshape(b, n_tok, d)
             x = x + out @ w[p + "attn.out_proj.weight"].T + w[p + "attn.out_proj.bias"]
             a = _layer_norm(x, w[p + "norm2.weight"], w[p + "norm2.bias"])
             a = _gelu(a @ w[p + "ff1.weight"].T + w[p + "ff1.bias"])
             x = x + a @ w[p + "ff2.weight"].T + w[p + "ff2.bias"]
-        xq = _layer_norm(x[n_keys:], w["norm.weight"], w["norm.bias"])
-        return xq @ w["head.weight"].T + w["head.bias"]
+        xq = _layer_norm(x[:, n_keys:], w["norm.weight"], w["norm.bias"])
+        logits = xq @ w["head.weight"].T + w["head.bias"]
+        return [logits[i, : n_q[i]] for i in range(b)]
 
     def forecast(
         self, t: np.ndarray, y: np.ndarray, upper: float | None, query: float | Sequence[float] = 1.0,
@@ -272,19 +295,30 @@ class CurvePFN:
         units; ``upper``: known upper bound in those units or ``None`` (``lower``: the lower one, used
         only to bound the forecast). Needs two points or more.
         """
-        t = np.asarray(t, dtype=float)
-        y = np.asarray(y, dtype=float)
-        if len(t) < 2:
-            raise LearningCurveError("the curve PFN needs at least two observed points")
-        t, y = thin_prefix(t, y)
-        queries = np.atleast_1d(np.asarray(query, dtype=float))
-        context, obs, q, m, s = encode_prefix(t, y, upper, queries)
-        logits = self.logits(context, obs, q)
-        logits = logits - logits.max(-1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(-1, keepdims=True)
-        out = [CurveForecast(BarDistribution(self.borders, p), m, s, upper, lower) for p in probs]
+        out = self.forecast_batch([(t, y)], upper, np.atleast_1d(np.asarray(query, dtype=float)), lower)[0]
         return out[0] if np.ndim(query) == 0 else out
+
+    def forecast_batch(
+        self, prefixes: Sequence[tuple[np.ndarray, np.ndarray]], upper: float | None, queries: np.ndarray,
+        lower: float | None = None,
+    ) -> list[list[CurveForecast]]:
+        """:meth:`forecast` for several prefixes ``(t, y)`` at once (same bounds and queries): one pass."""
+        items, scales = [], []
+        for t, y in prefixes:
+            t, y = np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+            if len(t) < 2:
+                raise LearningCurveError("the curve PFN needs at least two observed points")
+            t, y = thin_prefix(t, y)
+            context, obs, q, m, s = encode_prefix(t, y, upper, np.maximum(queries, t[-1]))
+            items.append((context, obs, q))
+            scales.append((m, s))
+        out = []
+        for logits, (m, s) in zip(self.logits_batch(items), scales):
+            logits = logits - logits.max(-1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(-1, keepdims=True)
+            out.append([CurveForecast(BarDistribution(self.borders, p), m, s, upper, lower) for p in probs])
+        return out
 
 
 def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
@@ -453,29 +487,52 @@ class PFNExtrapolator:
         bound = self.lower_bound if self.direction == "maximize" else self.upper_bound
         return None if bound is None else self._sign * float(bound)
 
-    def fit(self, steps: Sequence[float], values: Sequence[float]) -> PFNExtrapolator:
-        """Store the observed curve (steps > 0, finite values, at least two distinct steps)."""
+    def _prepare(self, steps: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Validated, normalised ``(t, y)``: steps / max_step, values in maximisation units, repeats averaged."""
         from nasassist_plugins.curves.extrapolation import _validate_curve
 
         x, y = _validate_curve(steps, values)
-        if len(np.unique(x)) < 2:
-            raise LearningCurveError("at least two distinct steps are needed to extrapolate")
-        # repeated steps: keep their mean
         ux, inv = np.unique(x, return_inverse=True)
+        if len(ux) < 2:
+            raise LearningCurveError("at least two distinct steps are needed to extrapolate")
         uy = np.bincount(inv, weights=y) / np.bincount(inv)
-        self._t = np.minimum(ux / self.max_step, 1.0)
-        self._y = self._sign * uy
+        return np.minimum(ux / self.max_step, 1.0), self._sign * uy
+
+    def fit(self, steps: Sequence[float], values: Sequence[float]) -> PFNExtrapolator:
+        """Store the observed curve (steps > 0, finite values, at least two distinct steps)."""
+        self._t, self._y = self._prepare(steps, values)
         return self
+
+    def _target(self, step: float) -> float:
+        target = float(step) / self.max_step
+        if not math.isfinite(target) or target <= 0:
+            raise LearningCurveError(f"target step must be > 0, got {step!r}")
+        return target
 
     def forecast(self, step: float) -> CurveForecast:
         """The predictive distribution at ``step`` in maximisation units (internal)."""
         if self._t is None or self._y is None:
             raise CurveFitError("call fit() before predicting")
         model = self.model or load_default_pfn()
-        target = float(step) / self.max_step
-        if not math.isfinite(target) or target <= 0:
-            raise LearningCurveError(f"target step must be > 0, got {step!r}")
-        return model.forecast(self._t, self._y, self._good_bound, max(target, float(self._t[-1])), self._bad_bound)
+        return model.forecast_batch([(self._t, self._y)], self._good_bound, np.array([self._target(step)]),
+                                    self._bad_bound)[0][0]
+
+    def forecast_many(self, curves: Sequence[tuple[Sequence[float], Sequence[float]]], step: float) -> list[CurveForecast]:
+        """Forecasts at ``step`` (maximisation units) for several observed curves ``(steps, values)`` in one pass."""
+        if not curves:
+            return []
+        model = self.model or load_default_pfn()
+        prefixes = [self._prepare(s, v) for s, v in curves]
+        query = np.array([self._target(step)])
+        # batches of similar length: padding costs as much as real points
+        order = sorted(range(len(prefixes)), key=lambda i: len(prefixes[i][0]))
+        out: list[CurveForecast | None] = [None] * len(prefixes)
+        for start in range(0, len(order), 16):
+            chunk = order[start : start + 16]
+            for i, f in zip(chunk, model.forecast_batch([prefixes[i] for i in chunk], self._good_bound, query,
+                                                        self._bad_bound)):
+                out[i] = f[0]
+        return out  # type: ignore[return-value]
 
     def predict(self, step: float) -> tuple[float, float]:
         """Predictive mean and standard deviation of the value at ``step`` (caller's units)."""
