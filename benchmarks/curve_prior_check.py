@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-prior", type=int, default=4000)
     ap.add_argument("--nb101-csv", type=Path, default=DEFAULT_NB101)
     ap.add_argument("--max-runs", type=int, default=1000, help="runs per set (NB101 has 30k)")
+    ap.add_argument("--sets", default=",".join((*DIGITS_SETS, "nb101")))
     ap.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args(argv)
     from nasassist_plugins.curves.pfn import PFNExtrapolator
@@ -50,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     results = {}
     pit_hist = {}
-    for name in (*DIGITS_SETS, "nb101"):
-        tab = load_table(name, args.nb101_csv)
+    for name in args.sets.split(","):
+        try:
+            tab = load_table(name, args.nb101_csv)
+        except FileNotFoundError as exc:
+            print(f"{name}: {exc}", flush=True)
+            continue
         if tab is None:
             continue
         values = tab.values[rng.permutation(len(tab.values))[: args.max_runs]]

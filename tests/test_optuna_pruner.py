@@ -114,6 +114,29 @@ def test_sparse_steps_get_forecasts():
     assert _attrs.LCE_PROBABILITY in study.trials[-1].system_attrs
 
 
+def test_rungs_passed_between_should_prune_calls_are_judged():
+    """Reports every epoch, should_prune() only every fifth: rungs 4, 8, 16 passed in between still count."""
+    pruner = NASAssistPruner(max_resource=EPOCHS - 1, upper_bound=1.0, threshold_probability=1e-9)
+    study = study_with_finished(pruner)
+    values = curve(0.86, 31)
+    decided: list[int] = []
+
+    def objective(trial):
+        for step in range(EPOCHS):
+            trial.report(float(values[step]), step)
+            if step % 5 == 4:
+                before = pruner.last_decision
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+                if pruner.last_decision is not before and pruner.last_decision.reason == "forecast":
+                    decided.append(step)
+        return float(values[-1])
+
+    study.optimize(objective, n_trials=1)
+    assert decided == [4, 9, 19, 34]  # resources 5, 10, 20, 35 pass rungs 4, 8, 16, 32
+    assert study.trials[-1].system_attrs[_attrs.LCE_STEP] == 35.0
+
+
 def test_never_prunes_configuration_warns_once(caplog):
     with caplog.at_level(logging.WARNING, logger="nasassist_plugins.optuna.pruner"):
         NASAssistPruner(max_resource=3, min_resource=5)

@@ -253,8 +253,15 @@ class StopRule:
         finished: Sequence[ObservedRun],
         *,
         zero_shot_rank: float | None = None,
+        assessed_up_to: float | None = None,
     ) -> Decision:
-        """Decide whether to stop ``run`` now, given the ``finished`` runs of the same study."""
+        """Decide whether to stop ``run`` now, given the ``finished`` runs of the same study.
+
+        ``assessed_up_to``: the resource at which this run last got a forecast decision (0 or ``None``
+        if never; callers keep it, e.g. in the trial's storage). A decision is due when a rung lies
+        above it and at or below the latest report, so a rung passed between two calls is judged at
+        the next one. Without it the previous report stands in (right when every report is assessed).
+        """
         if len(run.steps) == 0:
             return Decision(False, "too-few-points")
         last = float(run.steps[-1])
@@ -267,7 +274,10 @@ class StopRule:
             max_res = max(lasts)
         if last >= max_res - _EPS:
             return Decision(False, "finished", step=last)
-        prev = float(run.steps[-2]) if len(run.steps) > 1 else 0.0
+        if assessed_up_to is not None:
+            prev = float(assessed_up_to)
+        else:
+            prev = float(run.steps[-2]) if len(run.steps) > 1 else 0.0
         if not self.crosses_rung(prev, last, max_res):
             return Decision(False, "between-rungs", step=last)
         if len(run.steps) < self._min_points:

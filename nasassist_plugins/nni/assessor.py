@@ -108,6 +108,7 @@ class NASAssistAssessor(Assessor):
         self.finished: list[ObservedRun] = []
         self._curves: dict[str, list[float]] = {}
         self._stopped: set[str] = set()
+        self._assessed: dict[str, float] = {}
         self._warned_never = False
         if max_step is not None:
             self._warn_if_never_stops(float(max_step))
@@ -129,9 +130,10 @@ class NASAssistAssessor(Assessor):
         # report k (1-based) is step k; unusable reports keep their step but are skipped
         steps = [k + 1 for k, v in enumerate(values) if v is not None]
         run = ObservedRun.from_reports(trial_job_id, steps, [v for v in values if v is not None])
-        decision = self.rule.assess(run, self.finished)
+        decision = self.rule.assess(run, self.finished, assessed_up_to=self._assessed.get(trial_job_id, 0.0))
         if decision.reason != "forecast":
             return AssessResult.Good
+        self._assessed[trial_job_id] = decision.step
         median, low, high = decision.forecast
         record = {
             "trial": trial_job_id, "step": decision.step, "max_step": self.max_step or self._longest(),
@@ -151,6 +153,7 @@ class NASAssistAssessor(Assessor):
     def trial_end(self, trial_job_id: str, success: bool, final_value: float | None = None) -> None:
         """Record a finished trial; its final value (default: its last report) joins the reference set."""
         curve = self._curves.pop(trial_job_id, [])
+        self._assessed.pop(trial_job_id, None)
         stopped = trial_job_id in self._stopped
         self._stopped.discard(trial_job_id)
         if not success or stopped:

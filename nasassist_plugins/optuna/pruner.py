@@ -113,7 +113,8 @@ class NASAssistPruner(BasePruner):
 
     Trial system attributes written (names in :mod:`nasassist_plugins.optuna._attrs`):
     ``nasassist:lce_probability`` (the calibrated probability at the last decision),
-    ``nasassist:lce_forecast`` (median and 80 % interval of the final value) and
+    ``nasassist:lce_forecast`` (median and 80 % interval of the final value), ``nasassist:lce_step``
+    (the resource of that decision: later rungs are judged even if ``should_prune()`` skipped them) and
     ``nasassist:pruned_by`` (``"wrapped"``, ``"zero-shot"`` or ``"learning-curve"``).
     """
 
@@ -217,7 +218,8 @@ class NASAssistPruner(BasePruner):
         if not trial.intermediate_values:
             return False
         steps = np.fromiter(trial.intermediate_values.keys(), dtype=float) + 1.0
-        last, prev = _last_two(steps)
+        last = float(steps.max())
+        prev = float(trial.system_attrs.get(_attrs.LCE_STEP, 0.0))  # rungs passed between calls still count
         rule = self._rule_for(study)
         max_res = rule.max_resource
         finished = None
@@ -237,12 +239,13 @@ class NASAssistPruner(BasePruner):
             score, others = self._scores(study, trial)
             if len(others) >= self._n_warmup_trials:
                 rank = (sum(o < score for o in others) + 0.5 * sum(o == score for o in others)) / len(others)
-        decision = rule.assess(run, finished, zero_shot_rank=rank)
+        decision = rule.assess(run, finished, zero_shot_rank=rank, assessed_up_to=prev)
         self.last_decision = decision
         if decision.reason == "forecast":
             storage = study._storage
             storage.set_trial_system_attr(trial._trial_id, _attrs.LCE_PROBABILITY, float(decision.probability))
             storage.set_trial_system_attr(trial._trial_id, _attrs.LCE_FORECAST, [float(x) for x in decision.forecast])
+            storage.set_trial_system_attr(trial._trial_id, _attrs.LCE_STEP, float(decision.step))
         return decision.stop
 
     def _finished_runs(self, study: Study) -> list[ObservedRun]:
@@ -272,14 +275,6 @@ class NASAssistPruner(BasePruner):
     @staticmethod
     def _mark(study: Study, trial: FrozenTrial, rule: str) -> None:
         study._storage.set_trial_system_attr(trial._trial_id, _attrs.PRUNED_BY, rule)
-
-
-def _last_two(steps: np.ndarray) -> tuple[float, float]:
-    """The largest step and the one before it (0 when there is a single report)."""
-    if len(steps) == 1:
-        return float(steps[0]), 0.0
-    top = np.partition(steps, len(steps) - 2)[-2:]
-    return float(top[1]), float(top[0])
 
 
 def _final_value(trial: FrozenTrial) -> float | None:
