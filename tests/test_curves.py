@@ -518,3 +518,21 @@ def test_calibrated_intervals_cover_held_out_real_curves():
                                    float(data.n_epochs), finished)
             hits.append(pred.quantile(0.1) <= data.val_acc[i, -1] <= pred.quantile(0.9))
         assert 0.7 <= np.mean(hits) <= 0.92, (k, np.mean(hits))
+
+
+def test_rule_falls_back_to_the_parametric_ensemble_when_the_pfn_cannot_load(monkeypatch, caplog):
+    import logging
+
+    import nasassist_plugins.curves.pfn as pfn_module
+
+    def broken():
+        raise ConfigurationError("curve PFN weights not found: (test)")
+
+    monkeypatch.setattr(pfn_module, "load_default_pfn", broken)
+    rule = StopRule(max_resource=40, upper_bound=1.0, lower_bound=0.0)
+    t, bad, _ = _saturating(0.5, 0.1, 6.0, seed=11)
+    with caplog.at_level(logging.WARNING, logger="nasassist_plugins.curves.decision"):
+        d1 = rule.assess(ObservedRun.from_reports("a", t[:8], bad[:8]), _finished_runs())
+        d2 = rule.assess(ObservedRun.from_reports("b", t[:16], bad[:16]), _finished_runs())
+    assert d1.reason == d2.reason == "forecast" and d2.stop
+    assert sum("parametric ensemble instead" in r.message for r in caplog.records) == 1
