@@ -7,8 +7,9 @@
   file's metadata) and replayed by ``benchmarks/pruning_curve_sets.py``.
 * ``digits_mlp_curves.npz`` — 250 random MLPs trained for 50 epochs with Adam at a constant
   learning rate on the same split (``benchmarks/generate_mlp_curves.py``).
-* ``digits_cnn_curves.npz`` — 300 random macro CNNs trained with SGD, warm-up and a step
-  schedule on the same split (``benchmarks/generate_cnn_curves.py``).
+* ``digits_cnn_curves.npz`` — 200 random macro CNNs trained for 30 epochs with SGD, a 2-epoch
+  warm-up and a step schedule on the same split (``benchmarks/generate_cnn_curves.py``; 20 of them
+  diverge or never learn, as large learning rates do).
 
 :func:`load_curve_set` reads any of them by name (:data:`CURVE_SETS`) as a :class:`CurveSet`.
 """
