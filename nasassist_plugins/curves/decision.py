@@ -180,7 +180,7 @@ class StopRule:
     lower_bound: float | None = None
     upper_bound: float | None = None
     _pit_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    _fallback_warned: bool = field(default=False, init=False, repr=False, compare=False)
+    _pfn_unavailable: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize"):
@@ -325,17 +325,16 @@ class StopRule:
 
     @property
     def _kind(self) -> str:
-        if self.extrapolator == "pfn":
+        """The extrapolator in use: ``"pfn"`` unless its weights cannot be loaded (tried once per rule)."""
+        if self.extrapolator == "pfn" and not self._pfn_unavailable:
             try:
                 from nasassist_plugins.curves.pfn import load_default_pfn
 
                 load_default_pfn()
             except (ConfigurationError, OSError, ImportError) as exc:
-                if not self._fallback_warned:
-                    self._fallback_warned = True
-                    _logger.warning("curve PFN unavailable (%s); using the parametric ensemble instead", exc)
-                return "parametric"
-        return self.extrapolator
+                self._pfn_unavailable = True
+                _logger.warning("curve PFN unavailable (%s); using the parametric ensemble instead", exc)
+        return "parametric" if self._pfn_unavailable else self.extrapolator
 
     def _forecast(self, steps: np.ndarray, values: np.ndarray, max_resource: float):
         """Forecast in maximisation units: an object with ``probability_above``, ``cdf``, ``quantile``."""
