@@ -159,7 +159,7 @@ class NNIEnvironmentError(NASAssistError, ImportError):
     """NNI is missing, or installed next to a package version it cannot work with."""
 
 
-class NNIConfigError(NASAssistError, ValueError):
+class NNIConfigError(ConfigurationError):
     """Invalid arguments of the NNI tuner or assessor (light: no PyTorch import needed)."""
 
 

@@ -13,6 +13,10 @@ PREDICTION_SCALE = PREFIX + "prediction_scale"  # system attr: "zero-shot rank" 
 CANDIDATES = PREFIX + "n_candidates"  # system attr: candidates scored for this trial
 ORIGIN = PREFIX + "origin"  # system attr: "random", "mutation", "proposer", "enqueued" or "base-sampler"
 THRESHOLD = PREFIX + "threshold"  # system attr: predicted mean below which candidates were dropped
+LCE_PROBABILITY = PREFIX + "lce_probability"  # system attr: P(final beats the reference) at the last decision
+LCE_FORECAST = PREFIX + "lce_forecast"  # system attr: [median, 10 %, 90 %] of the forecast final value
+LCE_STEP = PREFIX + "lce_step"  # system attr: resource (step + 1) of the trial's last learning-curve decision
+PRUNED_BY = PREFIX + "pruned_by"  # system attr: "wrapped", "zero-shot" or "learning-curve"
 
 # user attrs, shown by optuna-dashboard
 USER_PREDICTED = "nasassist_predicted"
