@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join((*DIGITS_SETS, "nb101")))
     ap.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args(argv)
-    from nasassist_plugins.curves.pfn import PFNExtrapolator
+    from nasassist_plugins.curves.pfn_extrapolator import PFNExtrapolator
     from nasassist_plugins.curves.prior import sample_curves
 
     t_start = time.perf_counter()

@@ -32,6 +32,7 @@ __all__ = [
     "AdapterTypeError",
     "CommandError",
     "ConfigurationError",
+    "ConfigurationTypeError",
     "CurveFitError",
     "DataError",
     "GraphError",
@@ -62,6 +63,10 @@ class NASAssistError(Exception):
 
 class ConfigurationError(NASAssistError, ValueError):
     """An argument of a public constructor or function is invalid (type, range, NaN, ...)."""
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """An argument has the wrong type (also a ``TypeError``)."""
 
 
 # --------------------------------------------------------------------- graphs and adapters

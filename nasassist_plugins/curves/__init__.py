@@ -20,17 +20,22 @@ Public API:
     CurveFitError                no usable fit (a RuntimeError)
 """
 
+from nasassist_plugins.curves.decision import Decision, ObservedRun, StopRule
 from nasassist_plugins.curves.extrapolation import (
     CurveFitError,
     LearningCurveError,
     LearningCurveExtrapolator,
     ModelFit,
-    StopDecision,
-    should_stop,
 )
-from nasassist_plugins.curves.decision import Decision, ObservedRun, StopRule
-from nasassist_plugins.curves.models import CURVE_MODELS, CurveModel, ObservedCurve, observe_curve
-from nasassist_plugins.curves.pfn import CurveForecast, CurvePFN, PFNExtrapolator, load_default_pfn
+from nasassist_plugins.curves.models import (
+    CURVE_MODELS,
+    CurveModel,
+    ObservedCurve,
+    observe_curve,
+)
+from nasassist_plugins.curves.pfn import CurveForecast, CurvePFN, load_default_pfn
+from nasassist_plugins.curves.pfn_extrapolator import PFNExtrapolator
+from nasassist_plugins.curves.stop import StopDecision, should_stop
 
 __all__ = [
     "StopRule",

@@ -45,7 +45,12 @@ from typing import Hashable, Literal, Sequence
 
 import numpy as np
 
-from nasassist_plugins.errors import ConfigurationError, CurveFitError, LearningCurveError
+from nasassist_plugins.errors import (
+    ConfigurationError,
+    CurveFitError,
+    LearningCurveError,
+)
+from nasassist_plugins.validation import check_integer, check_number
 
 __all__ = ["Decision", "ObservedRun", "StopRule"]
 
@@ -186,23 +191,23 @@ class StopRule:
         if self.direction not in ("maximize", "minimize"):
             raise ConfigurationError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if self.max_resource is not None:
-            self.max_resource = _number("max_resource", self.max_resource, low=0.0, low_open=True)
-        self.min_resource = _number("min_resource", self.min_resource, low=0.0, low_open=True)
-        self.reduction_factor = _number("reduction_factor", self.reduction_factor, low=1.0, low_open=True)
-        self.threshold_probability = _number("threshold_probability", self.threshold_probability, low=0.0,
+            self.max_resource = check_number("max_resource", self.max_resource, low=0.0, low_open=True)
+        self.min_resource = check_number("min_resource", self.min_resource, low=0.0, low_open=True)
+        self.reduction_factor = check_number("reduction_factor", self.reduction_factor, low=1.0, low_open=True)
+        self.threshold_probability = check_number("threshold_probability", self.threshold_probability, low=0.0,
                                              high=1.0, low_open=True, high_open=True)
-        self.top_k = _integer("top_k", self.top_k, 1)
-        self.min_finished = _integer("min_finished", self.min_finished, 1)
+        self.top_k = check_integer("top_k", self.top_k, minimum=1)
+        self.min_finished = check_integer("min_finished", self.min_finished, minimum=1)
         if self.extrapolator not in ("pfn", "parametric"):
             raise ConfigurationError(f"extrapolator must be 'pfn' or 'parametric', got {self.extrapolator!r}")
         if self.calibrate is not None and not isinstance(self.calibrate, bool):
             raise ConfigurationError(f"calibrate must be True, False or None, got {self.calibrate!r}")
-        self.prior_strength = _number("prior_strength", self.prior_strength, low=0.0, low_open=True)
-        self.zero_shot_weight = _number("zero_shot_weight", self.zero_shot_weight, low=0.0)
+        self.prior_strength = check_number("prior_strength", self.prior_strength, low=0.0, low_open=True)
+        self.zero_shot_weight = check_number("zero_shot_weight", self.zero_shot_weight, low=0.0)
         for name in ("lower_bound", "upper_bound"):
             value = getattr(self, name)
             if value is not None:
-                setattr(self, name, _number(name, value))
+                setattr(self, name, check_number(name, value))
         if self.lower_bound is not None and self.upper_bound is not None and not self.lower_bound < self.upper_bound:
             raise ConfigurationError(f"lower_bound ({self.lower_bound}) must be below upper_bound ({self.upper_bound})")
 
@@ -339,7 +344,7 @@ class StopRule:
     def _forecast(self, steps: np.ndarray, values: np.ndarray, max_resource: float):
         """Forecast in maximisation units: an object with ``probability_above``, ``cdf``, ``quantile``."""
         if self._kind == "pfn":
-            from nasassist_plugins.curves.pfn import PFNExtrapolator
+            from nasassist_plugins.curves.pfn_extrapolator import PFNExtrapolator
 
             lce = PFNExtrapolator(max_step=max_resource, direction=self.direction,
                                   lower_bound=self.lower_bound, upper_bound=self.upper_bound)
@@ -349,7 +354,7 @@ class StopRule:
     def _forecast_many(self, prefixes: list[tuple[np.ndarray, np.ndarray]], max_resource: float) -> list:
         """Forecasts of several prefixes (one batched pass for the PFN); ``None`` where none is possible."""
         if self._kind == "pfn":
-            from nasassist_plugins.curves.pfn import PFNExtrapolator
+            from nasassist_plugins.curves.pfn_extrapolator import PFNExtrapolator
 
             lce = PFNExtrapolator(max_step=max_resource, direction=self.direction,
                                   lower_bound=self.lower_bound, upper_bound=self.upper_bound)
@@ -430,25 +435,3 @@ class _ParametricForecast:
         if self._samples is None:
             self._samples = np.sort(self._sign * self._lce.predict_samples(self._target, 2000))
         return float(np.quantile(self._samples, min(max(q, 0.0), 1.0)))
-
-
-def _number(name: str, value: object, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigurationError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ConfigurationError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ConfigurationError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {value:g}")
-    return value
-
-
-def _integer(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigurationError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)

@@ -31,10 +31,10 @@ import numpy as np
 
 from nasassist_plugins.curves.pfn import (
     FORMAT,
+    MAX_OBSERVED,
     N_CONTEXT_FEATURES,
     N_OBS_FEATURES,
     N_QUERY_FEATURES,
-    MAX_OBSERVED,
     encode_prefix,
     expected_shapes,
 )

@@ -37,9 +37,10 @@ from optuna.pruners import BasePruner
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nasassist_plugins.curves.decision import Decision, ObservedRun, StopRule, _integer, _number
+from nasassist_plugins.curves.decision import Decision, ObservedRun, StopRule
 from nasassist_plugins.errors import ConfigurationError
 from nasassist_plugins.optuna import _attrs
+from nasassist_plugins.validation import check_integer, check_number
 
 _logger = logging.getLogger(__name__)
 
@@ -141,10 +142,10 @@ class NASAssistPruner(BasePruner):
                     f"max_resource must be an integer >= 0 (the last step of a full trial), 'auto' or None, "
                     f"got {max_resource!r}"
                 )
-        min_resource = _integer("min_resource", min_resource, 1)
-        n_warmup_trials = _integer("n_warmup_trials", n_warmup_trials, 1)
+        min_resource = check_integer("min_resource", min_resource, minimum=1)
+        n_warmup_trials = check_integer("n_warmup_trials", n_warmup_trials, minimum=1)
         if zero_shot_quantile is not None:
-            zero_shot_quantile = _number("zero_shot_quantile", zero_shot_quantile, low=0.0, high=1.0, high_open=True)
+            zero_shot_quantile = check_number("zero_shot_quantile", zero_shot_quantile, low=0.0, high=1.0, high_open=True)
         if wrapped_pruner is not None and not isinstance(wrapped_pruner, BasePruner):
             raise ConfigurationError(f"wrapped_pruner must be an optuna pruner, got {type(wrapped_pruner).__name__}")
         self._rule = StopRule(
