@@ -1,7 +1,7 @@
 """Learning-curve extrapolation and the early-stopping rule shared by the Optuna pruner and the NNI assessor.
 
 Two extrapolators: a small prior-fitted transformer (:class:`PFNExtrapolator`, after LC-PFN;
-trained only on curves from :mod:`~nasassist_plugins.curves.prior`, shipped as package weights,
+trained only on curves from ``nasassist_plugins.curves.prior``, shipped as package weights,
 one numpy forward pass per forecast) and the weighted ensemble of the parametric families of
 Domhan et al. (2015) (:class:`LearningCurveExtrapolator`). :class:`StopRule` turns either into
 the stop-or-continue decision both plugins use.
@@ -33,7 +33,7 @@ from nasassist_plugins.curves.models import (
     ObservedCurve,
     observe_curve,
 )
-from nasassist_plugins.curves.pfn import CurveForecast, CurvePFN, load_default_pfn
+from nasassist_plugins.curves.pfn import BarDistribution, CurveForecast, CurvePFN, load_default_pfn
 from nasassist_plugins.curves.pfn_extrapolator import PFNExtrapolator
 from nasassist_plugins.curves.stop import StopDecision, should_stop
 
@@ -44,6 +44,7 @@ __all__ = [
     "PFNExtrapolator",
     "CurvePFN",
     "CurveForecast",
+    "BarDistribution",
     "load_default_pfn",
     "CURVE_MODELS",
     "CurveModel",

@@ -236,7 +236,7 @@ class CurvePFN:
 
     # -------------------------------------------------------------- forward
     def logits(self, context: np.ndarray, obs: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Bucket logits ``(q, K)`` of one curve's queries (features from :func:`encode_prefix`)."""
+        """Bucket logits ``(q, K)`` of one curve's queries (features from ``encode_prefix``)."""
         return self.logits_batch([(context, obs, query)])[0]
 
     def logits_batch(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
