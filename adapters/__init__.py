@@ -8,7 +8,6 @@ PyPI package owns that name).
 * :func:`nb101_network`, :func:`nb201_network`, :func:`darts_network`,
   :func:`tnb101_network` — benchmark cells as real PyTorch networks (usable as search
   spaces), which then go through :func:`from_torch` like any user model;
-* :func:`load_model_spec` — the ``SPEC`` strings of the ``nasassist`` command line.
 
 Names are imported lazily so that ``import nasassist_plugins.adapters`` stays cheap
 (the ONNX stack is only loaded when :func:`from_onnx` is used).
@@ -28,8 +27,6 @@ _EXPORTS = {
     "nb201_network": "nasassist_plugins.adapters.cells",
     "darts_network": "nasassist_plugins.adapters.cells",
     "tnb101_network": "nasassist_plugins.adapters.cells",
-    "load_model_spec": "nasassist_plugins.adapters.spec",
-    "ModelSpec": "nasassist_plugins.adapters.spec",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -37,7 +34,6 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from nasassist_plugins.adapters.cells import darts_network, nb101_network, nb201_network, tnb101_network
     from nasassist_plugins.adapters.onnx_adapter import export_onnx, from_onnx
-    from nasassist_plugins.adapters.spec import ModelSpec, load_model_spec
     from nasassist_plugins.adapters.torch_adapter import as_example_inputs, from_torch
 
 

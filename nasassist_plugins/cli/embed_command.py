@@ -127,7 +127,7 @@ def load_path(path_file: Path, input_shape: str | None) -> tuple[list[Computatio
 
 
 def _path_step(item: Any, base: Path, input_shape: str | None, k: int) -> tuple[ComputationalGraph, str]:
-    from nasassist_plugins.adapters.spec import load_model_spec
+    from nasassist_plugins.cli.spec import load_model_spec
 
     if isinstance(item, dict):
         return ComputationalGraph.from_dict(item), str(item.get("name", f"step {k}"))

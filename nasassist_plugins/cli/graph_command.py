@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nasassist_plugins.adapters.spec import load_model_spec
+    from nasassist_plugins.cli.spec import load_model_spec
 
     if args.out is not None and args.out.suffix.lower() not in {".json", ".png"}:
         raise NASAssistError(f"--out must end in .json or .png, got {args.out}")

@@ -60,7 +60,7 @@ def _split_spec(spec: str) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nasassist_plugins.adapters.spec import parse_input_shape
+    from nasassist_plugins.cli.spec import parse_input_shape
     from nasassist_plugins.mutation import (
         LLMConfig,
         LLMProposer,

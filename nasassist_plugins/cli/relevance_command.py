@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nasassist_plugins.adapters.spec import load_model_spec
+    from nasassist_plugins.cli.spec import load_model_spec
     from nasassist_plugins.relevance import data_driven_relevance, layer_relevance
     from nasassist_plugins.relevance.report import plot_relevance, relevance_rich_table
 

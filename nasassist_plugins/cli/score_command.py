@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nasassist_plugins.adapters.spec import load_model_spec
+    from nasassist_plugins.cli.spec import load_model_spec
 
     predictor = load_predictor(args.weights)
     resolved = load_model_spec(args.spec, args.input_shape)

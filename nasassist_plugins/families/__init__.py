@@ -18,22 +18,27 @@ Example::
 
 Families and variants (files are read from ``data_dir``, e.g. ``../shared/data``):
 
-* ``nb101``: ``30k`` (default), ``1k``, ``zc`` — :func:`load_nb101`
-* ``nb201``: ``12epoch`` (default), ``zc-cifar10``, ``zc-imagenet16-120``, ``zc725`` — :func:`load_nb201`
-* ``nb301``: ``zc`` — :func:`load_nb301`
-* ``tnb101``: ``micro`` (default), ``micro-zc`` — :func:`load_tnb101`
+* ``nb101``: ``30k`` (default), ``1k``, ``zc``
+* ``nb201``: ``12epoch`` (default), ``zc-cifar10``, ``zc-imagenet16-120``, ``zc725``
+* ``nb301``: ``zc``
+* ``tnb101``: ``micro`` (default), ``micro-zc``
+
+Families are table-driven: each is one :class:`~.registry.FamilyDef` in its own module,
+listed in :data:`~.registry.FAMILY_MODULES`. ``load_nb101(data_dir, ...)`` and the other
+``load_<family>`` functions are :func:`load_family` with the family filled in.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
-from nasassist_plugins.families import nb101 as _nb101
-from nasassist_plugins.families import nb201 as _nb201
-from nasassist_plugins.families import nb301 as _nb301
-from nasassist_plugins.families import tnb101 as _tnb101
-from nasassist_plugins.families._base import BenchmarkFamily, get_family_def, load, sample_specs, trace_spec
+from nasassist_plugins.families._base import (
+    BenchmarkFamily,
+    load,
+    sample_specs,
+    trace_spec,
+)
 from nasassist_plugins.families._base import sample_graphs as _sample_graphs
 from nasassist_plugins.families._cache import (
     CACHE_ENV_VAR,
@@ -41,10 +46,8 @@ from nasassist_plugins.families._cache import (
     GraphSequence,
     default_cache_dir,
 )
-from nasassist_plugins.families.nb101 import load_nb101
-from nasassist_plugins.families.nb201 import load_nb201, naslib_to_arch_str
-from nasassist_plugins.families.nb301 import load_nb301
-from nasassist_plugins.families.tnb101 import load_tnb101
+from nasassist_plugins.families.nb201 import naslib_to_arch_str
+from nasassist_plugins.families.registry import FAMILY_MODULES, get_family_def
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = [
@@ -67,14 +70,16 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load_family` and :func:`sample_graphs`.
-FAMILIES: tuple[str, ...] = ("nb101", "nb201", "nb301", "tnb101")
+FAMILIES: tuple[str, ...] = tuple(FAMILY_MODULES)
+
+
+def _variants(name: str) -> tuple[str, ...]:
+    definition = get_family_def(name)
+    return (definition.default_variant,) + tuple(v for v in definition.variants if v != definition.default_variant)
+
 
 #: Variants of each family; the first one is the default.
-VARIANTS: dict[str, tuple[str, ...]] = {
-    m.DEFINITION.name: (m.DEFINITION.default_variant,)
-    + tuple(v for v in m.DEFINITION.variants if v != m.DEFINITION.default_variant)
-    for m in (_nb101, _nb201, _nb301, _tnb101)
-}
+VARIANTS: dict[str, tuple[str, ...]] = {name: _variants(name) for name in FAMILIES}
 
 
 def load_family(
@@ -140,3 +145,34 @@ def spec_graph(family: str, spec: Any) -> ComputationalGraph:
     """Trace the graph of one spec of ``family`` (no cache), e.g. an NB201 cell string."""
     definition = get_family_def(family)
     return trace_spec(definition.name, definition.spec_to_key(spec))
+
+
+def _family_loader(name: str) -> Callable[..., BenchmarkFamily]:
+    """:func:`load_family` with ``name`` filled in, documented from the family's definition."""
+
+    def loader(
+        data_dir: str | os.PathLike[str],
+        *,
+        variant: str | None = None,
+        limit: int | None = None,
+        cache_dir: str | os.PathLike[str] | None | bool = None,
+        progress: bool = True,
+        n_jobs: int = 1,
+    ) -> BenchmarkFamily:
+        return load(name, data_dir, variant=variant, limit=limit, cache_dir=cache_dir, progress=progress, n_jobs=n_jobs)
+
+    definition = get_family_def(name)
+    lines = "\n".join(f"        * ``{v.name}``: {v.description}" for v in definition.variants.values())
+    loader.__name__ = loader.__qualname__ = f"load_{name}"
+    loader.__doc__ = (
+        f"Load the ``{name}`` benchmark family: ``load_family({name!r}, data_dir, ...)``.\n\n"
+        f"    Variants (default ``{definition.default_variant!r}``):\n\n{lines}\n\n"
+        "    Arguments, return value and errors are those of :func:`load_family`.\n"
+    )
+    return loader
+
+
+load_nb101 = _family_loader("nb101")
+load_nb201 = _family_loader("nb201")
+load_nb301 = _family_loader("nb301")
+load_tnb101 = _family_loader("tnb101")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nasassist_plugins.families.registry import get_family_def
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = ["trace_spec"]
@@ -24,7 +25,6 @@ def trace_spec(family: str, key: str) -> ComputationalGraph:
     import torch
 
     from nasassist_plugins.adapters.torch_adapter import from_torch
-    from nasassist_plugins.families._base import get_family_def
 
     definition = get_family_def(family)
     spec = definition.key_to_spec(key)

@@ -28,26 +28,20 @@ Specs are ``(adjacency, ops)`` of the pruned cell, ``ops`` including ``input`` a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nasassist_plugins.families._base import (
-    BenchmarkFamily,
-    FamilyDef,
-    Table,
-    VariantDef,
     float_column,
-    load,
     numeric_columns,
-    register,
     row_error,
     split_extra_columns,
 )
+from nasassist_plugins.families.registry import FamilyDef, Table, VariantDef, register
 
-__all__ = ["VARIANTS", "load_nb101", "nb101_spec_key"]
+__all__ = ["VARIANTS", "nb101_spec_key"]
 
 _TARGETS = ("val_acc_4", "val_acc_12", "val_acc_36", "val_acc_108", "train_time_108_s", "trainable_parameters")
 
@@ -181,32 +175,3 @@ DEFINITION = register(
         modules=("nasassist_plugins.adapters.cells.nb101",),
     )
 )
-
-
-def load_nb101(
-    data_dir: str | os.PathLike[str],
-    *,
-    variant: str | None = None,
-    limit: int | None = None,
-    cache_dir: str | os.PathLike[str] | None | bool = None,
-    progress: bool = True,
-    n_jobs: int = 1,
-) -> BenchmarkFamily:
-    """Load NAS-Bench-101 cells with their graphs and training results.
-
-    Args:
-        data_dir: folder holding ``nb101/`` (e.g. ``../shared/data``).
-        variant: ``"30k"`` (default), ``"1k"`` or ``"zc"`` (see the module docstring).
-        limit: read only the first ``limit`` architectures.
-        cache_dir: graph cache folder (default ``$NASASSIST_CACHE`` or
-            ``~/.cache/nasassist/graphs``); ``False`` disables caching.
-        progress: show a progress bar while tracing graphs.
-        n_jobs: worker processes for tracing (``-1``: all CPUs).
-
-    Returns:
-        A :class:`BenchmarkFamily`; specs are ``(adjacency, ops)``.
-
-    Raises:
-        DataError: missing folder/file, missing column, or an unreadable value (named).
-    """
-    return load("nb101", data_dir, variant=variant, limit=limit, cache_dir=cache_dir, progress=progress, n_jobs=n_jobs)

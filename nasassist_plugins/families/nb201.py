@@ -31,7 +31,6 @@ official string.
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +38,14 @@ import numpy as np
 
 from nasassist_plugins.errors import DataError
 from nasassist_plugins.families._base import (
-    BenchmarkFamily,
-    FamilyDef,
-    Table,
-    VariantDef,
     float_column,
-    load,
     numeric_columns,
-    register,
     row_error,
     split_extra_columns,
 )
+from nasassist_plugins.families.registry import FamilyDef, Table, VariantDef, register
 
-__all__ = ["VARIANTS", "load_nb201", "naslib_to_arch_str", "NASLIB_NB201_OPS"]
+__all__ = ["VARIANTS", "naslib_to_arch_str", "NASLIB_NB201_OPS"]
 
 #: Op order of NASLib's NB201 op-index tuples.
 NASLIB_NB201_OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
@@ -254,33 +248,3 @@ DEFINITION = register(
         modules=("nasassist_plugins.adapters.cells.nb201",),
     )
 )
-
-
-def load_nb201(
-    data_dir: str | os.PathLike[str],
-    *,
-    variant: str | None = None,
-    limit: int | None = None,
-    cache_dir: str | os.PathLike[str] | None | bool = None,
-    progress: bool = True,
-    n_jobs: int = 1,
-) -> BenchmarkFamily:
-    """Load NAS-Bench-201 cells with their graphs and accuracies.
-
-    Args:
-        data_dir: folder holding ``nb201/`` (e.g. ``../shared/data``).
-        variant: ``"12epoch"`` (default), ``"zc-cifar10"``, ``"zc-imagenet16-120"`` or
-            ``"zc725"`` (see the module docstring).
-        limit: read only the first ``limit`` architectures.
-        cache_dir: graph cache folder (default ``$NASASSIST_CACHE`` or
-            ``~/.cache/nasassist/graphs``); ``False`` disables caching.
-        progress: show a progress bar while tracing graphs.
-        n_jobs: worker processes for tracing (``-1``: all CPUs).
-
-    Returns:
-        A :class:`BenchmarkFamily`; specs are official cell strings.
-
-    Raises:
-        DataError: missing folder/file, missing column, or an unreadable value (named).
-    """
-    return load("nb201", data_dir, variant=variant, limit=limit, cache_dir=cache_dir, progress=progress, n_jobs=n_jobs)

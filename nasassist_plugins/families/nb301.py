@@ -13,26 +13,20 @@ result; 12 zero-cost proxies. Specs are ``(normal, reduce)`` genotypes, each a l
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nasassist_plugins.families._base import (
-    BenchmarkFamily,
-    FamilyDef,
-    Table,
-    VariantDef,
     float_column,
-    load,
     numeric_columns,
-    register,
     row_error,
     split_extra_columns,
 )
+from nasassist_plugins.families.registry import FamilyDef, Table, VariantDef, register
 
-__all__ = ["VARIANTS", "load_nb301", "nb301_spec_key"]
+__all__ = ["VARIANTS", "nb301_spec_key"]
 
 Genotype = list[tuple[str, int]]
 
@@ -123,32 +117,3 @@ DEFINITION = register(
         modules=("nasassist_plugins.adapters.cells.darts",),
     )
 )
-
-
-def load_nb301(
-    data_dir: str | os.PathLike[str],
-    *,
-    variant: str | None = None,
-    limit: int | None = None,
-    cache_dir: str | os.PathLike[str] | None | bool = None,
-    progress: bool = True,
-    n_jobs: int = 1,
-) -> BenchmarkFamily:
-    """Load NAS-Bench-301 (DARTS) genotypes with their graphs, surrogate accuracy and proxies.
-
-    Args:
-        data_dir: folder holding ``nb301/`` (e.g. ``../shared/data``).
-        variant: ``"zc"`` (the only one; default).
-        limit: read only the first ``limit`` architectures.
-        cache_dir: graph cache folder (default ``$NASASSIST_CACHE`` or
-            ``~/.cache/nasassist/graphs``); ``False`` disables caching.
-        progress: show a progress bar while tracing graphs.
-        n_jobs: worker processes for tracing (``-1``: all CPUs).
-
-    Returns:
-        A :class:`BenchmarkFamily`; specs are ``(normal, reduce)`` genotypes.
-
-    Raises:
-        DataError: missing folder/file, missing column, or an unreadable value (named).
-    """
-    return load("nb301", data_dir, variant=variant, limit=limit, cache_dir=cache_dir, progress=progress, n_jobs=n_jobs)

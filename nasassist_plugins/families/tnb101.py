@@ -26,7 +26,6 @@ variant           rows   content
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,14 @@ import numpy as np
 
 from nasassist_plugins.errors import DataError
 from nasassist_plugins.families._base import (
-    BenchmarkFamily,
-    FamilyDef,
-    Table,
-    VariantDef,
     float_column,
-    load,
     numeric_columns,
-    register,
     row_error,
     split_extra_columns,
 )
+from nasassist_plugins.families.registry import FamilyDef, Table, VariantDef, register
 
-__all__ = ["TASKS", "VARIANTS", "load_tnb101"]
+__all__ = ["TASKS", "VARIANTS"]
 
 #: The seven TransNAS-Bench-101 tasks.
 TASKS: tuple[str, ...] = (
@@ -156,32 +150,3 @@ DEFINITION = register(
         modules=("nasassist_plugins.adapters.cells.tnb101",),
     )
 )
-
-
-def load_tnb101(
-    data_dir: str | os.PathLike[str],
-    *,
-    variant: str | None = None,
-    limit: int | None = None,
-    cache_dir: str | os.PathLike[str] | None | bool = None,
-    progress: bool = True,
-    n_jobs: int = 1,
-) -> BenchmarkFamily:
-    """Load TransNAS-Bench-101 micro cells with their graphs and per-task results.
-
-    Args:
-        data_dir: folder holding ``tnb101/`` (e.g. ``../shared/data``).
-        variant: ``"micro"`` (default) or ``"micro-zc"`` (see the module docstring).
-        limit: read only the first ``limit`` cells.
-        cache_dir: graph cache folder (default ``$NASASSIST_CACHE`` or
-            ``~/.cache/nasassist/graphs``); ``False`` disables caching.
-        progress: show a progress bar while tracing graphs.
-        n_jobs: worker processes for tracing (``-1``: all CPUs).
-
-    Returns:
-        A :class:`BenchmarkFamily`; specs are arch strings, targets are named by task.
-
-    Raises:
-        DataError: missing folder/file, missing column, or an unreadable value (named).
-    """
-    return load("tnb101", data_dir, variant=variant, limit=limit, cache_dir=cache_dir, progress=progress, n_jobs=n_jobs)

@@ -9,7 +9,6 @@ everything downstream (predictor, proxies, relevance, samplers) consumes one.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from nasassist_plugins.errors import GraphError
+from nasassist_plugins.graph.node_stats import node_flops, node_numeric_features
 from nasassist_plugins.graph.ops import OP_VOCABULARY, is_known_op, is_weighted_op
 
 GRAPH_FORMAT = "nasassist.graph"
@@ -270,7 +270,7 @@ class ComputationalGraph:
         Uses a node's ``flops`` attribute when the adapter measured it, otherwise an
         estimate from its shape attributes (multiply-add counted as two).
         """
-        return sum(_node_flops(n) for n in self._nodes)
+        return sum(node_flops(n) for n in self._nodes)
 
     def op_counts(self) -> Counter[str]:
         return Counter(n.op_type for n in self._nodes)
@@ -376,7 +376,7 @@ class ComputationalGraph:
 
     def node_features(self) -> list[list[float]]:
         """Rows of :data:`NODE_FEATURES` for every node (log-scaled where sizes vary widely)."""
-        return [_numeric_features(n) for n in self._nodes]
+        return [node_numeric_features(n) for n in self._nodes]
 
     def to_pyg(self):
         """A ``torch_geometric.data.Data`` for graph neural networks.
@@ -429,94 +429,3 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy / torch scalars
         return value.item()
     return str(value)
-
-
-def _prod(values: Iterable[int]) -> int:
-    out = 1
-    for v in values:
-        out *= int(v)
-    return out
-
-
-def _per_sample_size(shape: Any) -> int:
-    """Elements of one sample of an output shape (batch dimension dropped)."""
-    if not shape:
-        return 0
-    out = 1
-    for v in shape[1:] if len(shape) > 1 else shape:
-        out *= int(v)
-    return out
-
-
-_CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "conv_transpose2d"})
-_NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "instancenorm"})
-_FREE_OPS = frozenset(
-    {"reshape", "flatten", "transpose", "identity", "dropout", "input", "output", "slice", "split", "concat", "zero"}
-)
-
-
-def _node_flops(node: Node) -> int:
-    a = node.attrs
-    measured = a.get("flops")
-    if measured is not None:
-        return int(measured)
-    op = node.op_type
-    if op in _FREE_OPS:
-        return 0
-    out_shape = a.get("output_shape")
-    out_size = _per_sample_size(out_shape)
-    if op in _CONV_OPS:
-        cin = a.get("in_channels")
-        if cin and out_size:
-            kernel = a.get("kernel_size") or (1,)
-            groups = a.get("groups", 1) or 1
-            return 2 * (int(cin) // int(groups)) * _prod(kernel) * out_size
-        return 0
-    if op == "linear":
-        cin = a.get("in_channels")
-        return 2 * int(cin) * out_size if cin and out_size else 0
-    if op == "attention":
-        embed = a.get("out_channels") or a.get("in_channels")
-        if not embed or not out_shape or len(out_shape) < 2:
-            return 0
-        tokens = max(out_size // int(embed), 1)
-        projections = 2 * tokens * int(embed) * 4 * int(embed)
-        scores = 2 * 2 * tokens * tokens * int(embed)
-        return projections + scores
-    if op in _NORM_OPS:
-        return 2 * out_size
-    if op in {"max_pool", "avg_pool"}:
-        kernel = a.get("kernel_size") or (1,)
-        return _prod(kernel) * out_size
-    return out_size
-
-
-def _log(value: Any) -> float:
-    try:
-        return math.log1p(max(float(value), 0.0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _first(value: Any) -> float:
-    if isinstance(value, (tuple, list)):
-        return float(value[0]) if value else 0.0
-    try:
-        return float(value or 0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _numeric_features(node: Node) -> list[float]:
-    a = node.attrs
-    return [
-        1.0 if node.weighted else 0.0,
-        _log(a.get("in_channels")),
-        _log(a.get("out_channels")),
-        _first(a.get("kernel_size")),
-        _first(a.get("stride")),
-        _log(a.get("groups")),
-        1.0 if a.get("bias") else 0.0,
-        _log(node.num_params),
-        _log(_per_sample_size(a.get("output_shape"))),
-    ]
