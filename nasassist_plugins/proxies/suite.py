@@ -29,8 +29,9 @@ single pass; "larger is better" for all of them.
   regularised SWAP-Score, which needs the size distribution of a population, is in
   :mod:`.aggregate`.
 * **nwot** (NASWOT): ``log|K|`` of the Hamming-agreement kernel of those patterns.
-* **params**, **flops**: trainable parameters; forward FLOPs per sample
-  (``torch.utils.flop_counter``).
+* **params**, **flops**: trainable parameters; forward FLOPs per sample of the
+  convolutions, linear layers and matrix products (2 per multiply-add, the convention of
+  ``torch.utils.flop_counter`` and of the ``flops`` proxy), counted during the same pass.
 
 A signal that cannot be computed is NaN and its reason is kept in
 :attr:`SuiteResult.errors` and logged; a model that fails on the batch gives NaN for every
@@ -51,7 +52,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from nasassist_plugins.proxies._base import describe_exception, forked_rng
 from nasassist_plugins.proxies._blocks import CallRecorder, feature_blocks
@@ -73,6 +73,8 @@ SUITE_SIGNALS: tuple[str, ...] = (
 #: Smallest batch drawn when the caller gives only a shape (the proxies need a population of samples).
 DEFAULT_BATCH_SIZE = 16
 _MECO_OPT_CHANNELS = 8
+#: Activation patterns are buffered up to this many bytes before they are folded in.
+_PENDING_BYTES = 256 * 2**20
 
 #: Functions whose input sign pattern is an "activation pattern" (SWAP, NASWOT).
 _ACTIVATIONS: frozenset[Callable[..., Any]] = frozenset(
@@ -147,16 +149,27 @@ def _kaiming_init(model: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------- taps
-class _ActivationTap(TorchFunctionMode):
-    """Collects the on/off pattern of every activation function's input (module or functional)."""
+class _ForwardTap(TorchFunctionMode):
+    """Watches every torch function call of the forward pass.
+
+    * the on/off pattern (input > 0) of every activation function, module or functional,
+      packed 62 samples to an int64 word per unit (SWAP) and accumulated into the NASWOT
+      kernel ``K[i, j] = units on which samples i and j agree``;
+    * the FLOPs of convolutions, linear layers and matrix products (2 per multiply-add,
+      as ``torch.utils.flop_counter`` counts them).
+    """
 
     def __init__(self, batch: int) -> None:
         super().__init__()
         self.batch = batch
         self.words = max(1, math.ceil(batch / 62))
         self.packed: list[torch.Tensor] = []
-        self.kernel = torch.zeros((batch, batch), dtype=torch.float64)
+        self.ones = torch.zeros(batch, dtype=torch.float64)
+        self.agree = torch.zeros((batch, batch), dtype=torch.float64)
         self.units = 0
+        self.flops = 0.0
+        self._pending: list[torch.Tensor] = []
+        self._pending_units = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
         kwargs = kwargs or {}
@@ -164,31 +177,96 @@ class _ActivationTap(TorchFunctionMode):
             x = args[0]
             if x.dim() >= 1 and x.shape[0] == self.batch and x.is_floating_point():
                 self._record(x.detach())
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if func in _FLOP_FUNCTIONS and isinstance(out, torch.Tensor):
+            self.flops += _FLOP_FUNCTIONS[func](args, kwargs, out)
+        return out
 
     def _record(self, x: torch.Tensor) -> None:
-        codes = (x.reshape(self.batch, -1) > 0)
+        codes = x.reshape(self.batch, -1) > 0
         if codes.shape[1] == 0:
             return
-        self.units += codes.shape[1]
+        self._pending.append(codes)
+        self._pending_units += codes.shape[1]
+        if self._pending_units * self.batch > _PENDING_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the patterns recorded so far into the kernel and the packed words (one pass)."""
+        if not self._pending:
+            return
+        codes = torch.cat(self._pending, dim=1)
+        self._pending, self._pending_units = [], 0
+        n = codes.shape[1]
+        self.units += n
         c = codes.to(torch.float32)
-        self.kernel += (c @ c.t() + (1 - c) @ (1 - c).t()).double().cpu()
-        bits = codes.t().to(torch.int64)  # (units, batch)
+        self.agree += (c @ c.t()).double().cpu()
+        self.ones += c.sum(dim=1).double().cpu()
         words = []
         for w in range(self.words):
-            chunk = bits[:, 62 * w: 62 * (w + 1)]
-            weights = (2 ** torch.arange(chunk.shape[1], dtype=torch.int64, device=chunk.device))
-            words.append(chunk @ weights)
+            word = torch.zeros(n, dtype=torch.int64, device=codes.device)
+            for b in range(62 * w, min(62 * (w + 1), self.batch)):
+                word |= codes[b].to(torch.int64) << (b - 62 * w)
+            words.append(word)
         self.packed.append(torch.stack(words, dim=1).cpu())
+
+    def kernel(self) -> torch.Tensor:
+        """``K = C C^T + (1 - C)(1 - C)^T`` = units - ones_i - ones_j + 2 C C^T."""
+        return self.units - self.ones[:, None] - self.ones[None, :] + 2 * self.agree
+
+
+def _conv_flops(args: tuple, kwargs: dict, out: torch.Tensor) -> float:
+    weight = args[1] if len(args) > 1 else kwargs.get("weight")
+    if not isinstance(weight, torch.Tensor):
+        return 0.0
+    return 2.0 * out.numel() * weight[0].numel()
+
+
+def _linear_flops(args: tuple, kwargs: dict, out: torch.Tensor) -> float:
+    weight = args[1] if len(args) > 1 else kwargs.get("weight")
+    if not isinstance(weight, torch.Tensor):
+        return 0.0
+    return 2.0 * out.numel() * weight.shape[-1]
+
+
+def _matmul_flops(args: tuple, kwargs: dict, out: torch.Tensor) -> float:
+    a = args[0] if args else kwargs.get("input")
+    if not isinstance(a, torch.Tensor) or a.dim() == 0:
+        return 0.0
+    return 2.0 * out.numel() * a.shape[-1]
+
+
+def _sdpa_flops(args: tuple, kwargs: dict, out: torch.Tensor) -> float:
+    q, k = (args + (None, None))[:2]
+    if not isinstance(q, torch.Tensor) or not isinstance(k, torch.Tensor):
+        return 0.0
+    return 4.0 * q.numel() * k.shape[-2]  # Q K^T and attention x V
+
+
+_FLOP_FUNCTIONS: dict[Callable[..., Any], Callable[[tuple, dict, torch.Tensor], float]] = {
+    **{f: _conv_flops for f in (F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+                                 F.conv_transpose3d, torch.conv1d, torch.conv2d, torch.conv3d)},
+    F.linear: _linear_flops,
+    **{f: _matmul_flops for f in (torch.matmul, torch.Tensor.matmul, torch.mm, torch.Tensor.mm, torch.bmm,
+                                   torch.Tensor.bmm, torch.Tensor.__matmul__)},
+    F.scaled_dot_product_attention: _sdpa_flops,
+}
 
 
 class _MecoTap:
-    """MeCo on every module output (first sample), computed in the forward hook."""
+    """MeCo on every module output (its first sample).
+
+    Like MeCo's reference code every module is hooked (containers too); an output seen
+    before (a container returning its last child's tensor) counts again with the same
+    value. The hooks only keep the first sample's feature map; the correlation matrices
+    are built and decomposed afterwards, batched by shape.
+    """
 
     def __init__(self, model: nn.Module, generator: torch.Generator) -> None:
-        self.meco: list[float] = []
-        self.meco_opt: list[float] = []
         self.generator = generator
+        self.features: list[torch.Tensor] = []
+        self.order: list[int] = []  # one entry per hook call: index into features
+        self._seen: dict[tuple, int] = {}
         self.handles = [m.register_forward_hook(self._hook) for m in model.modules()]
 
     def remove(self) -> None:
@@ -199,29 +277,51 @@ class _MecoTap:
     def _hook(self, module: nn.Module, args: tuple, output: Any) -> None:
         if not isinstance(output, torch.Tensor) or output.dim() < 3 or not output.is_floating_point():
             return
-        fea = output[0].detach().reshape(output.shape[1], -1).double()
-        self.meco.append(_min_corr_eig(fea))
-        c = fea.shape[0]
-        if c > _MECO_OPT_CHANNELS:
-            idx = torch.randperm(c, generator=self.generator)[:_MECO_OPT_CHANNELS]
-            self.meco_opt.append(_min_corr_eig(fea[idx.to(fea.device)]) * c / _MECO_OPT_CHANNELS)
-        else:
-            self.meco_opt.append(self.meco[-1])
+        key = (output.untyped_storage().data_ptr(), output.storage_offset(), tuple(output.shape), output._version)
+        if key not in self._seen:
+            self._seen[key] = len(self.features)
+            self.features.append(output[0].detach().reshape(output.shape[1], -1).clone())
+        self.order.append(self._seen[key])
+
+    def scores(self) -> tuple[float, float]:
+        """(MeCo, MeCo_opt): sums over the hook calls."""
+        full = np.zeros(len(self.features))
+        opt = np.zeros(len(self.features))
+        picks = [torch.randperm(f.shape[0], generator=self.generator)[:_MECO_OPT_CHANNELS]
+                 if f.shape[0] > _MECO_OPT_CHANNELS else None for f in self.features]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(self.features):
+            groups.setdefault(tuple(f.shape), []).append(i)
+        for (c, n), members in groups.items():
+            stack = torch.stack([self.features[i] for i in members])
+            full[members] = _min_corr_eigs(stack)
+            with_pick = [k for k, i in enumerate(members) if picks[i] is not None]
+            if with_pick:
+                sub = torch.stack([stack[k][picks[members[k]].to(stack.device)] for k in with_pick])
+                opt[[members[k] for k in with_pick]] = _min_corr_eigs(sub) * c / _MECO_OPT_CHANNELS
+            for k, i in enumerate(members):
+                if picks[i] is None:
+                    opt[i] = full[i]
+        return float(full[self.order].sum()), float(opt[self.order].sum())
 
 
-def _min_corr_eig(rows: torch.Tensor) -> float:
-    """Smallest eigenvalue of the Pearson correlation between the rows (NaN entries -> 0).
+def _min_corr_eigs(rows: torch.Tensor) -> np.ndarray:
+    """Smallest eigenvalue of the Pearson correlation between the rows of each (c, n) matrix.
 
-    With fewer observations than rows the matrix is singular: 0 without decomposing it.
+    Constant rows (undefined correlation) get zero correlation, as in MeCo's code; with
+    fewer observations than rows (n < c) the matrix is singular and the value is 0.
     """
-    c, n = rows.shape
-    if c < 2:
-        return 0.0
-    if n < c:
-        return 0.0
-    corr = torch.corrcoef(rows)
-    corr = torch.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0)
-    return float(torch.linalg.eigvalsh(corr)[0])
+    k, c, n = rows.shape
+    if c < 2 or n < c:
+        return np.zeros(k)
+    x = rows.double()
+    x = x - x.mean(dim=2, keepdim=True)
+    norm = x.norm(dim=2, keepdim=True)
+    x = torch.where(norm > 0, x / norm.clamp_min(1e-300), torch.zeros_like(x))
+    corr = x @ x.transpose(1, 2)
+    dead = (norm.squeeze(2) == 0)
+    corr = torch.where(dead[:, :, None] | dead[:, None, :], torch.zeros_like(corr), corr)
+    return torch.linalg.eigvalsh(corr)[:, 0].cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- AZ-NAS maths
@@ -269,15 +369,6 @@ def _trainability_pair(f_in: torch.Tensor, f_out: torch.Tensor, generator: torch
 
 
 # ----------------------------------------------------------------------------- the suite
-def _flops_per_sample(model: nn.Module, inputs: torch.Tensor) -> float:
-    """Forward FLOPs of one sample (eval mode, no grad; the same count as the ``flops`` proxy)."""
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(inputs[:1])
-    return float(counter.get_total_flops())
-
-
 def _nan_result(reason: str, batch: int, started: float, params_value: float) -> SuiteResult:
     values = {name: math.nan for name in SUITE_SIGNALS}
     values["params"] = params_value
@@ -293,6 +384,7 @@ def compute_suite(
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     signals: Sequence[str] | None = None,
+    copy_model: bool = True,
 ) -> SuiteResult:
     """All suite signals of ``model`` from one forward and one backward pass.
 
@@ -307,6 +399,8 @@ def compute_suite(
         seed: seeds the synthetic batch, the initialisation and the random vectors.
         signals: compute only these (default: all of :data:`SUITE_SIGNALS`); the pass is
             shared, so this only skips the per-signal post-processing.
+        copy_model: run on a deep copy (default). ``False`` re-initialises and runs
+            ``model`` itself (for a throw-away network, e.g. in a benchmark loop).
 
     Returns:
         A :class:`SuiteResult`; failed signals are ``nan`` with a reason in ``errors``
@@ -333,7 +427,7 @@ def compute_suite(
     batch = int(inputs.shape[0]) if inputs.dim() else 0
     params_value = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
     try:
-        work = copy.deepcopy(model)
+        work = copy.deepcopy(model) if copy_model else model
     except Exception as exc:  # noqa: BLE001 - e.g. a module holding a lock
         return _logged(model, _nan_result(f"the model cannot be copied ({describe_exception(exc)})", batch, started,
                                           params_value))
@@ -365,10 +459,7 @@ def _run(model: nn.Module, inputs: torch.Tensor, wanted: set[str], seed: int, st
     values: dict[str, float] = {name: math.nan for name in SUITE_SIGNALS}
     values["params"] = params_value
 
-    if "flops" in wanted:
-        values["flops"] = _flops_per_sample(model, inputs)
-        model.train()
-    acts = _ActivationTap(batch)
+    acts = _ForwardTap(batch)
     meco = _MecoTap(model, generator) if wanted & {"meco", "meco_opt"} else None
     try:
         with CallRecorder(model) as recorder, acts:
@@ -378,10 +469,12 @@ def _run(model: nn.Module, inputs: torch.Tensor, wanted: set[str], seed: int, st
             meco.remove()
     if not isinstance(output, torch.Tensor):
         raise TypeError(f"forward returned {type(output).__name__}, not a tensor")
+    values["flops"] = acts.flops / max(batch, 1)
+    acts.flush()
 
     if meco is not None:
-        if meco.meco:
-            values["meco"], values["meco_opt"] = float(np.sum(meco.meco)), float(np.sum(meco.meco_opt))
+        if meco.order:
+            values["meco"], values["meco_opt"] = meco.scores()
         else:
             errors["meco"] = errors["meco_opt"] = "no module output with channel and spatial/token dimensions"
 
@@ -391,7 +484,7 @@ def _run(model: nn.Module, inputs: torch.Tensor, wanted: set[str], seed: int, st
         packed = torch.cat(acts.packed)
         values["swap"] = float(torch.unique(packed, dim=0).shape[0]) if packed.shape[1] > 1 else float(
             torch.unique(packed[:, 0]).numel())
-        sign, logdet = np.linalg.slogdet(acts.kernel.numpy())
+        sign, logdet = np.linalg.slogdet(acts.kernel().numpy())
         if sign > 0 and np.isfinite(logdet):
             values["nwot"] = float(logdet)
         else:

@@ -1,0 +1,202 @@
+"""The fused zero-shot score: a training-free anchor plus a learned, novelty-shrunk correction.
+
+For each candidate:
+
+1. **anchor** — the suite signals (:func:`nasassist_plugins.proxies.compute_suite`) are
+   ranked, each within the candidates scored together when there are at least
+   ``min_population`` of them (AZ-NAS's setting), otherwise against the reference sample
+   stored with the weights (so one model alone still gets a score); the anchor is AZ-NAS's
+   non-linear sum of log-ranks over the selected signals, turned into a rank score ``a``
+   in [0, 1] the same way (within the population, or against the reference's anchors);
+2. **correction** — an ensemble of small networks reads the graph embedding, the graph
+   features, the signal ranks and ``a`` and predicts the residual ``delta`` of the true
+   rank over ``a``; it was trained with a pairwise ranking loss inside each benchmark
+   (family, task), on rank targets;
+3. **shrinkage** — the correction is weighted by ``lambda * (1 - novelty)^gamma``, where
+   the novelty is a calibrated out-of-distribution measure: the fraction of training
+   architectures whose embedding is more typical under the GMM of the training embeddings
+   (uniform on [0, 1] for architectures like the training ones, near 1 for unlike ones). A
+   graph unlike every training family is scored by its anchor;
+4. **uncertainty** — ``sqrt(sigma0^2 + (kappa * novelty)^2 + w^2 * spread^2)``, with
+   ``sigma0`` and ``kappa`` fitted on leave-family-out residuals so that ``score ± std``
+   covers the stated fraction of held-out architectures (see ``TRAINING.md``).
+
+The score is ``clip(a + w * delta, 0, 1)``: a rank score (0 worst .. 1 best).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nasassist_plugins.proxies.aggregate import log_rank_aggregate, signal_ranks
+from nasassist_plugins.proxies.suite import SUITE_SIGNALS
+
+__all__ = [
+    "CorrectionHead",
+    "FusionSettings",
+    "ReferenceSet",
+    "ZeroShotScores",
+    "anchor_ranks",
+]
+
+
+@dataclass
+class FusionSettings:
+    """Settings of the fusion (stored in the weights header; chosen by the worst held-out family)."""
+
+    anchor_signals: list[str] = field(default_factory=lambda: ["expressivity", "progressivity", "trainability", "flops"])
+    correction_weight: float = 1.0  # lambda
+    novelty_power: float = 1.0  # gamma
+    sigma0: float = 0.2
+    kappa: float = 0.1
+    min_population: int = 20
+    coverage: float = 0.0  # measured fraction of held-out architectures within score ± std
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "anchor_signals": list(self.anchor_signals), "correction_weight": float(self.correction_weight),
+            "novelty_power": float(self.novelty_power), "sigma0": float(self.sigma0), "kappa": float(self.kappa),
+            "min_population": int(self.min_population), "coverage": float(self.coverage),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FusionSettings":
+        return cls(**{k: data[k] for k in cls().to_dict() if k in data})
+
+
+@dataclass
+class ZeroShotScores:
+    """Scores of a batch of candidates (all arrays have one entry per candidate).
+
+    Attributes:
+        score: rank score in [0, 1] (0 worst .. 1 best); fused, learned-only or, after
+            :meth:`Predictor.fit`, the study surrogate's prediction on the fitted scale.
+        std: calibrated uncertainty of ``score``.
+        novelty: out-of-distribution measure in [0, 1] (near 1: unlike every training family).
+        anchor: training-free anchor rank score (NaN where no suite signals were available).
+        learned: the learned part's own score (graph-only predictor).
+        kind: ``"fused"``, ``"learned-only"`` or ``"surrogate"`` per candidate; never mix
+            kinds in one ranking column.
+        signals: the suite signals used (one dict per candidate; empty for graphs alone).
+    """
+
+    score: np.ndarray
+    std: np.ndarray
+    novelty: np.ndarray
+    anchor: np.ndarray
+    learned: np.ndarray
+    kind: list[str]
+    signals: list[dict[str, float]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(len(self.score))
+
+
+class ReferenceSet(nn.Module):
+    """Reference sample of the suite signals and of the training embeddings' typicality.
+
+    Buffers: ``values`` (R, k) suite signals of reference architectures (pooled over the
+    training families), ``anchors`` (R,) their anchors against themselves (sorted), and
+    ``loglik`` (Q,) sorted GMM log-likelihoods of the training embeddings (novelty).
+    """
+
+    def __init__(self, size: int = 0, num_signals: int = len(SUITE_SIGNALS), quantiles: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("values", torch.zeros(size, num_signals))
+        self.register_buffer("anchors", torch.zeros(size))
+        self.register_buffer("loglik", torch.zeros(quantiles))
+
+    def novelty(self, loglik: np.ndarray) -> np.ndarray:
+        """Fraction of training embeddings more typical (higher log-likelihood) than each one."""
+        ref = self.loglik.numpy().astype(np.float64)
+        if ref.size == 0:
+            return np.zeros(len(loglik))
+        return 1.0 - np.searchsorted(ref, np.asarray(loglik, dtype=np.float64), side="right") / ref.size
+
+
+def anchor_ranks(values: np.ndarray, mask: np.ndarray, reference: ReferenceSet | None,
+                 min_population: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(signal ranks (n, k), anchor rank score (n,))`` of suite signal rows.
+
+    Rows are ranked among themselves when there are at least ``min_population`` of them
+    (or no reference), otherwise against ``reference``.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    n = values.shape[0]
+    use_batch = reference is None or reference.values.shape[0] == 0 or n >= min_population
+    if use_batch:
+        ranks = signal_ranks(values)
+        anchor = log_rank_aggregate(ranks[:, mask])
+        return ranks, _normalised_ranks(anchor)
+    ref = reference.values.numpy().astype(np.float64)
+    ranks = signal_ranks(values, ref)
+    anchor = log_rank_aggregate(ranks[:, mask])
+    ref_anchors = reference.anchors.numpy().astype(np.float64)
+    below = np.searchsorted(ref_anchors, anchor, side="left")
+    upto = np.searchsorted(ref_anchors, anchor, side="right")
+    return ranks, np.clip((0.5 * (below + upto)) / max(len(ref_anchors), 1), 0.0, 1.0)
+
+
+def _normalised_ranks(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    if len(x) < 2:
+        return np.full(len(x), 0.5)
+    return (rankdata(x) - 1) / (len(x) - 1)
+
+
+class _Member(nn.Module):
+    def __init__(self, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(0.1),
+            nn.Linear(hidden, hidden // 2), nn.GELU(), nn.Linear(hidden // 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class CorrectionHead(nn.Module):
+    """Ensemble predicting the residual of the true rank over the anchor; ``forward`` -> (mean, spread)."""
+
+    def __init__(self, in_dim: int = 1, members: int = 5, hidden: int = 128) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(_Member(in_dim, hidden) for _ in range(members))
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.members[0].net[0].normalized_shape[0])
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.member_outputs(x)
+        return out.mean(0), out.std(0, unbiased=False)
+
+
+def correction_inputs(embeddings: torch.Tensor, graph_features: torch.Tensor, ranks: np.ndarray,
+                      anchor: np.ndarray) -> torch.Tensor:
+    """Correction-head input: embedding, standardised graph features, signal ranks, anchor."""
+    extra = torch.tensor(np.column_stack([ranks, anchor]), dtype=torch.float32)
+    return torch.cat([embeddings, graph_features, extra], dim=1)
+
+
+def fused(anchor: np.ndarray, delta: np.ndarray, spread: np.ndarray, novelty: np.ndarray,
+          settings: FusionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``(score, std)`` from the anchor, the correction and the novelty (module docstring)."""
+    w = settings.correction_weight * np.clip(1.0 - novelty, 0.0, 1.0) ** settings.novelty_power
+    score = np.clip(anchor + w * delta, 0.0, 1.0)
+    std = np.sqrt(settings.sigma0 ** 2 + (settings.kappa * novelty) ** 2 + (w * spread) ** 2)
+    return score, std
+
+
+def is_finite_row(row: Sequence[float]) -> bool:
+    return all(isinstance(v, float) and not math.isnan(v) for v in row)
