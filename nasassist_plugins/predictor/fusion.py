@@ -56,13 +56,15 @@ class FusionSettings:
     sigma0: float = 0.2
     kappa: float = 0.1
     min_population: int = 20
+    learned_sigma0: float = 0.25  # floor of the learned-only score's uncertainty
     coverage: float = 0.0  # measured fraction of held-out architectures within score ± std
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "anchor_signals": list(self.anchor_signals), "correction_weight": float(self.correction_weight),
             "novelty_power": float(self.novelty_power), "sigma0": float(self.sigma0), "kappa": float(self.kappa),
-            "min_population": int(self.min_population), "coverage": float(self.coverage),
+            "min_population": int(self.min_population), "learned_sigma0": float(self.learned_sigma0),
+            "coverage": float(self.coverage),
         }
 
     @classmethod
@@ -168,11 +170,8 @@ class CorrectionHead(nn.Module):
 
     def __init__(self, in_dim: int = 1, members: int = 5, hidden: int = 128) -> None:
         super().__init__()
+        self.in_dim = int(in_dim)
         self.members = nn.ModuleList(_Member(in_dim, hidden) for _ in range(members))
-
-    @property
-    def in_dim(self) -> int:
-        return int(self.members[0].net[0].normalized_shape[0])
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members])
