@@ -123,26 +123,29 @@ class ReferenceSet(nn.Module):
 
 
 def anchor_ranks(values: np.ndarray, mask: np.ndarray, reference: ReferenceSet | None,
-                 min_population: int) -> tuple[np.ndarray, np.ndarray]:
+                 min_population: int, context: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(signal ranks (n, k), anchor rank score (n,))`` of suite signal rows.
 
-    Rows are ranked among themselves when there are at least ``min_population`` of them
-    (or no reference), otherwise against ``reference``.
+    The population is ``values`` plus the ``context`` rows (other candidates of the same
+    search, e.g. a study's earlier trials: ranked with, not scored). With at least
+    ``min_population`` rows (or no reference), every signal and the anchor are ranked
+    within it, as AZ-NAS does; otherwise each row is placed against ``reference``.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     n = values.shape[0]
-    use_batch = reference is None or reference.values.shape[0] == 0 or n >= min_population
+    population = values
+    if context is not None and len(context):
+        population = np.vstack([values, np.atleast_2d(np.asarray(context, dtype=np.float64))])
+    use_batch = reference is None or reference.values.shape[0] == 0 or len(population) >= min_population
     if use_batch:
-        ranks = signal_ranks(values)
+        ranks = signal_ranks(population)
         anchor = log_rank_aggregate(ranks[:, mask])
-        return ranks, _normalised_ranks(anchor)
+        return ranks[:n], _normalised_ranks(anchor)[:n]
     ref = reference.values.numpy().astype(np.float64)
     ranks = signal_ranks(values, ref)
     anchor = log_rank_aggregate(ranks[:, mask])
     ref_anchors = reference.anchors.numpy().astype(np.float64)
-    below = np.searchsorted(ref_anchors, anchor, side="left")
-    upto = np.searchsorted(ref_anchors, anchor, side="right")
-    return ranks, np.clip((0.5 * (below + upto)) / max(len(ref_anchors), 1), 0.0, 1.0)
+    return ranks, signal_ranks(anchor[:, None], ref_anchors[:, None])[:, 0]
 
 
 def _normalised_ranks(x: np.ndarray) -> np.ndarray:

@@ -348,6 +348,7 @@ class Predictor:
         *,
         batch: torch.Tensor | None = None,
         suite: Sequence[Any] | None = None,
+        context: Sequence[Any] | None = None,
         seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Score and its uncertainty (standard deviation) for every item: ``(score, std)``.
@@ -359,7 +360,7 @@ class Predictor:
         the same order, for the items scored.
         """
         result = self.score(items, example_input, batch_size=batch_size, features=features, batch=batch,
-                            suite=suite, seed=seed)
+                            suite=suite, context=context, seed=seed)
         return result.score, result.std
 
     def score(
@@ -371,6 +372,7 @@ class Predictor:
         features: Any = None,
         batch: torch.Tensor | None = None,
         suite: Sequence[Any] | None = None,
+        context: Sequence[Any] | None = None,
         seed: int = 0,
     ) -> ZeroShotScores:
         """Fused zero-shot scores with their details (novelty, anchor, learned part, kind).
@@ -388,12 +390,16 @@ class Predictor:
             suite: precomputed suite signals, one per item (a
                 :class:`~nasassist_plugins.proxies.SuiteResult`, a ``{signal: value}``
                 mapping or ``None``); modules are then not run again.
+            context: suite signals of other candidates of the same search (e.g. a study's
+                earlier trials), ranked with the items but not scored: scores of one model
+                then follow the study's own population.
             seed: seeds the suite's random batch, initialisation and vectors.
 
         With at least ``fusion_settings.min_population`` candidates carrying suite signals
-        (20 by default), each signal is ranked among them, as AZ-NAS does; fewer are placed
-        against the reference sample stored with the weights, so a single model gets a
-        score that does not depend on what it is scored with.
+        (items plus ``context``; 20 by default), each signal is ranked among them, as AZ-NAS
+        does; fewer are placed against the reference sample stored with the weights
+        (benchmark architectures, with smooth tails beyond their range), so a single model
+        gets a score that does not depend on what it is scored with.
         """
         items = list(items)
         if suite is not None and len(suite) != len(items):
@@ -401,10 +407,10 @@ class Predictor:
         graphs = self.to_graphs(items, example_input)
         rows = self._suite_rows(items, example_input, batch, suite, seed)
         encoded = self._encode_graphs(graphs, batch_size, features)
-        return self.score_encoded(encoded, rows)
+        return self.score_encoded(encoded, rows, context=context)
 
     def score_graphs(self, graphs: Sequence[ComputationalGraph], suite: Sequence[Any] | None = None,
-                     *, batch_size: int = 512) -> ZeroShotScores:
+                     *, batch_size: int = 512, context: Sequence[Any] | None = None) -> ZeroShotScores:
         """:meth:`score` for graphs with optional precomputed suite signals (no model is run).
 
         The cheap path for pools of thousands of candidates: without ``suite`` the learned
@@ -415,7 +421,7 @@ class Predictor:
             raise PredictorError(f"suite has {len(suite)} entries for {len(graphs)} graphs")
         rows = [None] * len(graphs) if suite is None else [_suite_row(r) for r in suite]
         return self.score_encoded(self._encode_graphs(self.to_graphs(graphs), batch_size, None), rows,
-                                  notice=suite is not None)
+                                  notice=suite is not None, context=context)
 
     def _encode_graphs(self, graphs: Sequence[ComputationalGraph], batch_size: int, features: Any
                        ) -> "EncodedArchitectures":
@@ -451,7 +457,7 @@ class Predictor:
 
     @torch.no_grad()
     def score_encoded(self, encoded: "EncodedArchitectures", suite_rows: Sequence[Sequence[float] | None] | None = None,
-                      *, notice: bool = True) -> ZeroShotScores:
+                      *, notice: bool = True, context: Sequence[Any] | None = None) -> ZeroShotScores:
         """:meth:`score` for architectures already passed through :meth:`encode`."""
         n = len(encoded)
         rows = list(suite_rows) if suite_rows is not None else [None] * n
@@ -464,6 +470,7 @@ class Predictor:
         if self.is_surrogate:
             return ZeroShotScores(raw, raw_std, novelty, anchor, raw, ["surrogate"] * n, signals)
         settings = self.fusion_settings
+        raw, raw_std = raw.astype(np.float64), raw_std.astype(np.float64)
         learned = np.clip(raw, 0.0, 1.0)
         score = learned.copy()
         std = np.sqrt(raw_std ** 2 + settings.learned_sigma0 ** 2)
@@ -472,7 +479,9 @@ class Predictor:
         if self.has_fusion and idx:
             values = np.array([rows[i] for i in idx], dtype=np.float64)
             mask = np.array([name in settings.anchor_signals for name in SUITE_SIGNALS])
-            ranks, a = anchor_ranks(values, mask, self.reference, settings.min_population)
+            extra = [r for r in (_suite_row(c) for c in (context or ())) if r is not None]
+            ranks, a = anchor_ranks(values, mask, self.reference, settings.min_population,
+                                    np.array(extra, dtype=np.float64) if extra else None)
             x = torch.cat([encoded.inputs[idx], torch.tensor(np.column_stack([ranks, a]), dtype=torch.float32)], dim=1)
             delta, spread = self.correction(x)
             s, sd = fused(a, delta.numpy().astype(np.float64), spread.numpy().astype(np.float64), novelty[idx], settings)

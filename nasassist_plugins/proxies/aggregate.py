@@ -8,8 +8,11 @@ proxy and sums the logarithms of the normalised ranks: ``sum_m log(rank_m(i) / N
 Ranks need a population. :func:`signal_ranks` ranks each signal within the rows given
 (the AZ-NAS setting), or places each row against a **reference** sample of that signal
 (a single model, or a few, still get a score in (0, 1]): the reference gives the empirical
-distribution function, with mid-ranks for ties and ``1/(R+1)`` .. ``R/(R+1)`` at the ends.
-A failed signal (NaN) ranks below every value.
+distribution function, with mid-ranks for ties; beyond the reference's smallest and largest
+values the rank keeps decreasing/increasing smoothly (exponentially in signed-log units,
+at the reference's interquartile scale), so architectures much smaller or larger than
+every reference one keep their order instead of tying. A failed signal (NaN) ranks below
+every value.
 
 SWAP's regularised score (Peng et al., ICLR 2024) multiplies the count of activation
 patterns by ``exp(-(P - mu)^2 / sigma)`` of the parameter count ``P``; ``mu`` and ``sigma``
@@ -56,8 +59,24 @@ def _column_ranks(column: np.ndarray, reference: np.ndarray | None) -> np.ndarra
     below = np.searchsorted(ref, np.where(failed, -np.inf, x), side="left")
     upto = np.searchsorted(ref, np.where(failed, -np.inf, x), side="right")
     u = (0.5 * (below + upto) + 0.5) / (r + 1)
-    u[failed] = 0.25 / (r + 1)
-    return np.clip(u, 0.5 / (r + 1), 1.0)
+    # beyond the reference's range the ranks keep falling/rising smoothly (in signed-log units),
+    # so models larger or smaller than every reference architecture still keep their order
+    edge = 0.5 / (r + 1)
+    g, g_ref = _signed_log(x), _signed_log(ref)
+    finite_ref = g_ref[np.isfinite(g_ref)]
+    scale = max(float(np.subtract(*np.percentile(finite_ref, [75, 25]))) if finite_ref.size else 1.0, 1e-6)
+    with np.errstate(invalid="ignore", over="ignore"):
+        low = np.isfinite(g) & (g < g_ref[0]) if np.isfinite(g_ref[0]) else np.zeros(len(x), bool)
+        high = np.isfinite(g) & (g > g_ref[-1]) if np.isfinite(g_ref[-1]) else np.zeros(len(x), bool)
+        u[low] = edge * np.exp(-(g_ref[0] - g[low]) / scale)
+        u[high] = 1.0 - edge * np.exp(-(g[high] - g_ref[-1]) / scale)
+    u[np.isneginf(x)] = 0.5 * edge * 1e-6
+    u[failed] = 0.25 * edge * 1e-6
+    return np.clip(u, 1e-300, 1.0)
+
+
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def signal_ranks(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:

@@ -202,3 +202,20 @@ def _float(value: Any) -> float:
     if isinstance(value, str):
         return float(value)  # "-inf"
     return float(value)
+
+
+def family_graphs(family: str, keys: Sequence[str], *, chunk: int = 250, progress: bool = False,
+                  n_jobs: int = 1) -> list[Any]:
+    """Graphs of the benchmark's own (full-size) networks for ``keys``, through the family cache.
+
+    Traced in chunks, each merged into the cache file, so an interrupted run keeps its work.
+    """
+    from nasassist_plugins.families._base import graph_store_for
+    from nasassist_plugins.families.registry import get_family_def
+
+    definition = get_family_def(family)
+    keys = list(keys)
+    for start in range(0, len(keys), chunk):
+        graph_store_for(definition, keys[start:start + chunk], progress=progress, n_jobs=n_jobs)
+    store, _ = graph_store_for(definition, keys, progress=progress, n_jobs=n_jobs)
+    return [store.graph(store.index[k]) for k in keys]
