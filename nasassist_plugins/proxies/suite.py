@@ -459,6 +459,8 @@ def _run(model: nn.Module, inputs: torch.Tensor, wanted: set[str], seed: int, st
     values: dict[str, float] = {name: math.nan for name in SUITE_SIGNALS}
     values["params"] = params_value
 
+    if inputs.is_floating_point():  # gradients reach every block, even after parameter-free ones
+        inputs = inputs.detach().clone().requires_grad_(True)
     acts = _ForwardTap(batch)
     meco = _MecoTap(model, generator) if wanted & {"meco", "meco_opt"} else None
     try:
