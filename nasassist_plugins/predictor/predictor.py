@@ -349,6 +349,7 @@ class Predictor:
         batch: torch.Tensor | None = None,
         suite: Sequence[Any] | None = None,
         context: Sequence[Any] | None = None,
+        population: str = "auto",
         seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Score and its uncertainty (standard deviation) for every item: ``(score, std)``.
@@ -360,7 +361,7 @@ class Predictor:
         the same order, for the items scored.
         """
         result = self.score(items, example_input, batch_size=batch_size, features=features, batch=batch,
-                            suite=suite, context=context, seed=seed)
+                            suite=suite, context=context, population=population, seed=seed)
         return result.score, result.std
 
     def score(
@@ -373,6 +374,7 @@ class Predictor:
         batch: torch.Tensor | None = None,
         suite: Sequence[Any] | None = None,
         context: Sequence[Any] | None = None,
+        population: str = "auto",
         seed: int = 0,
     ) -> ZeroShotScores:
         """Fused zero-shot scores with their details (novelty, anchor, learned part, kind).
@@ -393,6 +395,10 @@ class Predictor:
             context: suite signals of other candidates of the same search (e.g. a study's
                 earlier trials), ranked with the items but not scored: scores of one model
                 then follow the study's own population.
+            population: ``"auto"`` (default: rank within items + context when there are at
+                least ``min_population``, else against the reference), ``"batch"`` (always
+                within items + context, AZ-NAS) or ``"reference"`` (always against the
+                reference: each item's score is independent of the others).
             seed: seeds the suite's random batch, initialisation and vectors.
 
         With at least ``fusion_settings.min_population`` candidates carrying suite signals
@@ -407,10 +413,11 @@ class Predictor:
         graphs = self.to_graphs(items, example_input)
         rows = self._suite_rows(items, example_input, batch, suite, seed)
         encoded = self._encode_graphs(graphs, batch_size, features)
-        return self.score_encoded(encoded, rows, context=context)
+        return self.score_encoded(encoded, rows, context=context, population=population)
 
     def score_graphs(self, graphs: Sequence[ComputationalGraph], suite: Sequence[Any] | None = None,
-                     *, batch_size: int = 512, context: Sequence[Any] | None = None) -> ZeroShotScores:
+                     *, batch_size: int = 512, context: Sequence[Any] | None = None,
+                     population: str = "auto") -> ZeroShotScores:
         """:meth:`score` for graphs with optional precomputed suite signals (no model is run).
 
         The cheap path for pools of thousands of candidates: without ``suite`` the learned
@@ -421,7 +428,7 @@ class Predictor:
             raise PredictorError(f"suite has {len(suite)} entries for {len(graphs)} graphs")
         rows = [None] * len(graphs) if suite is None else [_suite_row(r) for r in suite]
         return self.score_encoded(self._encode_graphs(self.to_graphs(graphs), batch_size, None), rows,
-                                  notice=suite is not None, context=context)
+                                  notice=suite is not None, context=context, population=population)
 
     def _encode_graphs(self, graphs: Sequence[ComputationalGraph], batch_size: int, features: Any
                        ) -> "EncodedArchitectures":
@@ -457,8 +464,11 @@ class Predictor:
 
     @torch.no_grad()
     def score_encoded(self, encoded: "EncodedArchitectures", suite_rows: Sequence[Sequence[float] | None] | None = None,
-                      *, notice: bool = True, context: Sequence[Any] | None = None) -> ZeroShotScores:
+                      *, notice: bool = True, context: Sequence[Any] | None = None,
+                      population: str = "auto") -> ZeroShotScores:
         """:meth:`score` for architectures already passed through :meth:`encode`."""
+        if population not in ("auto", "batch", "reference"):
+            raise PredictorError(f"population must be 'auto', 'batch' or 'reference', got {population!r}")
         n = len(encoded)
         rows = list(suite_rows) if suite_rows is not None else [None] * n
         if len(rows) != n:
@@ -480,7 +490,8 @@ class Predictor:
             values = np.array([rows[i] for i in idx], dtype=np.float64)
             mask = np.array([name in settings.anchor_signals for name in SUITE_SIGNALS])
             extra = [r for r in (_suite_row(c) for c in (context or ())) if r is not None]
-            ranks, a = anchor_ranks(values, mask, self.reference, settings.min_population,
+            minimum = {"auto": settings.min_population, "batch": 1, "reference": 10**12}[population]
+            ranks, a = anchor_ranks(values, mask, self.reference, minimum,
                                     np.array(extra, dtype=np.float64) if extra else None)
             x = torch.cat([encoded.inputs[idx], torch.tensor(np.column_stack([ranks, a]), dtype=torch.float32)], dim=1)
             delta, spread = self.correction(x)

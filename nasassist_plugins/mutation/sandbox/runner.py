@@ -18,6 +18,7 @@ not finished are retried one per process, so one hostile payload cannot sink the
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -273,7 +274,22 @@ def _result_of(payload: Mapping[str, Any], seconds: float) -> SandboxResult:
         output_shape=tuple(int(d) for d in shape) if isinstance(shape, list) else None,
         value=payload.get("value"),
         seconds=seconds,
+        extra={"suite": _suite_of(payload.get("suite"))} if payload.get("suite") is not None else {},
     )
+
+
+def _suite_of(raw: Any) -> dict[str, float] | None:
+    """The suite signals a child reported: known names with finite numbers only (NaN otherwise)."""
+    from nasassist_plugins.proxies.suite import SUITE_SIGNALS
+
+    if not isinstance(raw, Mapping):
+        return None
+    out = {}
+    for name in SUITE_SIGNALS:
+        value = raw.get(name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        out[name] = float(value) if ok else math.nan
+    return out
 
 
 def _death_reason(returncode: int | None, timed_out: bool, deadline: float, limits: SandboxLimits) -> SandboxResult:

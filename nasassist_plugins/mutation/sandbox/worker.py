@@ -154,6 +154,10 @@ def _run_item(item: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         output_shape = [int(d) for d in output.shape]
         graph_json = ctx["from_torch"](model, example, name=entry).to_json()
         result: dict[str, Any] = {"ok": True, "num_params": num_params, "output_shape": output_shape, "graph": graph_json}
+        if item.get("suite", True):
+            # the training-free suite for the fused zero-shot score (numbers only leave the child)
+            suite = ctx["compute_suite"](model, example_input=shape)
+            result["suite"] = {k: (v if v == v and abs(v) != float("inf") else None) for k, v in suite.values.items()}
         trainer = ctx.get("trainer")
         if trainer is not None:
             signal.setitimer(signal.ITIMER_REAL, float(item["limits"].get("train_wall_s", wall)))
@@ -180,6 +184,7 @@ def main() -> int:
     torch.set_num_threads(1)
     from nasassist_plugins.adapters.torch_adapter import from_torch
     from nasassist_plugins.mutation.sandbox.validator import ALLOWED_MODULES, validate_source
+    from nasassist_plugins.proxies.suite import compute_suite
 
     for name in ALLOWED_MODULES:  # imported now, so the payload's imports allocate nothing new
         __import__(name)
@@ -193,6 +198,7 @@ def main() -> int:
     ctx = {
         "torch": torch,
         "from_torch": from_torch,
+        "compute_suite": compute_suite,
         "validate_source": validate_source,
         "builtins": _safe_builtins(ALLOWED_MODULES),
         "trainer": trainer,
