@@ -18,7 +18,8 @@ not say which modules those are, so they are found from one forward pass:
 
 The feature points are the outputs of the resulting blocks; when some have spatial or
 token dimensions (more than one position) only those are kept, otherwise (an MLP) every block but the
-last (the logits).
+last (the logits). A model whose top level is not a chain (a residual block at the top)
+falls back to its leaf modules in call order, tails merged.
 """
 
 from __future__ import annotations
@@ -167,11 +168,34 @@ def _expand(call: ModuleCall) -> list[ModuleCall]:
 
 
 def feature_blocks(root: ModuleCall | None) -> list[tuple[str, torch.Tensor]]:
-    """``[(block name, output feature)]`` of the primary blocks (see the module docstring)."""
+    """``[(block name, output feature)]`` of the primary blocks (see the module docstring).
+
+    When the chain gives fewer than two spatial blocks (a model whose top level is itself a
+    residual block, say), the blocks are the leaf modules in call order, tails merged.
+    """
     if root is None or root.output is None:
         return []
+    blocks = _select(_merge_tails(_expand(root)))
+    if sum(_is_spatial(f) for _, f in blocks) < 2:
+        leaves = _select(_merge_tails(_leaves(root)))
+        if sum(_is_spatial(f) for _, f in leaves) >= 2:
+            return leaves
+    return blocks
+
+
+def _leaves(call: ModuleCall) -> list[ModuleCall]:
+    kids = [k for k in call.children if k.output is not None]
+    if not kids:
+        return [call]
+    out: list[ModuleCall] = []
+    for kid in kids:
+        out.extend(_leaves(kid))
+    return out
+
+
+def _merge_tails(calls: list[ModuleCall]) -> list[tuple[str, torch.Tensor]]:
     blocks: list[tuple[str, torch.Tensor]] = []
-    for call in _expand(root):
+    for call in calls:
         output = call.output
         if output is None or not output.is_floating_point():
             continue
@@ -179,6 +203,10 @@ def feature_blocks(root: ModuleCall | None) -> list[tuple[str, torch.Tensor]]:
             blocks[-1] = (blocks[-1][0], output)  # the tail extends the block before it
         else:
             blocks.append((call.name or type(call.module).__name__, output))
+    return blocks
+
+
+def _select(blocks: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
     spatial = [b for b in blocks if _is_spatial(b[1])]
     if spatial:
         return spatial

@@ -527,3 +527,34 @@ def _run(model: nn.Module, inputs: torch.Tensor, wanted: set[str], seed: int, st
             values[name] = math.nan
             errors.pop(name, None)
     return SuiteResult(values, errors, time.perf_counter() - started, batch, len(blocks))
+
+
+# ----------------------------------------------------------------------------- single proxies
+def _single(name: str) -> Callable[..., float]:
+    def proxy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None, loss_fn: Any) -> float:
+        result = compute_suite(model, inputs, signals=[name], copy_model=False, seed=int(torch.initial_seed() % 2**31))
+        if name in result.errors:
+            raise ValueError(result.errors[name])
+        return result.values[name]
+
+    proxy.__name__ = proxy.__qualname__ = name
+    proxy.__doc__ = f"The suite's ``{name}`` signal alone (see :func:`compute_suite`; one forward/backward pass)."
+    return proxy
+
+
+def _register_singles() -> None:
+    from nasassist_plugins.proxies._base import register_proxy
+
+    summaries = {
+        "expressivity": "AZ-NAS expressivity: entropy of the feature covariance spectrum, summed over blocks",
+        "progressivity": "AZ-NAS progressivity: smallest expressivity increase between consecutive blocks",
+        "trainability": "AZ-NAS trainability: -s - 1/s + 2 of the block Jacobians' spectral norm",
+        "meco": "MeCo: sum of the smallest eigenvalue of each module's channel correlation",
+        "meco_opt": "MeCo_opt: MeCo on 8 random channels per module, scaled by C/8",
+        "swap": "SWAP: number of distinct sample-wise activation patterns",
+    }
+    for name, summary in summaries.items():
+        globals()[name] = register_proxy(name, uses_data=True, summary=summary)(_single(name))
+
+
+_register_singles()

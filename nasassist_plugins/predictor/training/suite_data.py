@@ -11,7 +11,8 @@ size (``benchmarks/zero_shot_suite.py --config full``).
 Architectures per family (fixed by ``seed``): NB101 1,000 random cells of the 30k table;
 NB201 the 725 cells with 200-epoch results on all three datasets plus random cells of the
 9,445-cell CIFAR-10 table up to 1,000 (``extended``: all 9,445); NB301 all 725; TNB101
-1,000 random micro cells; darts1k all 1,000.
+1,000 random micro cells; darts1k all 1,000 (its reduction cell equals its normal cell, so
+its proxy network has 3 cells; NB301's has 5).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ CONFIGS: dict[str, SuiteConfig] = {
         SuiteConfig("nb201-in16", "nb201", (1, 3, 16, 16), _nb201(16, 1, 120),
                     "NB201 cell, C=16, 1 cell per stage, 16x16, 120 classes (ImageNet16-120 tasks)"),
         SuiteConfig("nb301", "nb301", (1, 3, 32, 32), _darts(8, 5), "DARTS cells, C=8, 5 cells, 32x32"),
-        SuiteConfig("darts1k", "darts1k", (1, 3, 32, 32), _darts(8, 5), "DARTS cells, C=8, 5 cells, 32x32"),
+        SuiteConfig("darts1k", "darts1k", (1, 3, 32, 32), _darts(8, 3), "DARTS cell, C=8, 3 cells, 32x32"),
         SuiteConfig("tnb101", "tnb101", (1, 3, 64, 64), _tnb101(16), "TransNAS micro cell, base 16 channels, 64x64"),
         SuiteConfig("nb201-full", "nb201", (1, 3, 32, 32), _nb201(16, 5, 10), "NB201 benchmark network (C=16, N=5)"),
         SuiteConfig("darts1k-full", "darts1k", (1, 3, 32, 32), _darts(32, 8), "NB301's DARTS network (C=32, 8 cells)"),
