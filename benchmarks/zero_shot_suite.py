@@ -47,9 +47,10 @@ def _forward_backward_seconds(network: torch.nn.Module, batch: torch.Tensor) -> 
 def run(config_name: str, data_dir: str, *, n: int, extended: bool, shard: tuple[int, int], fb_every: int,
         out_dir: Path, seed: int) -> None:
     config = CONFIGS[config_name]
-    keys = family_keys(config.family, data_dir, n=n, seed=seed, extended=extended)
-    if config.name.endswith("-full"):
-        keys = keys[:n]
+    if config.name.endswith("-full"):  # the first n of the family's standard selection
+        keys = family_keys(config.family, data_dir, seed=seed)[:n]
+    else:
+        keys = family_keys(config.family, data_dir, n=n, seed=seed, extended=extended)
     index, count = shard
     keys = keys[index::count]
     path = out_dir / f"{config.name}.jsonl"
