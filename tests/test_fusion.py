@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from scipy.stats import spearmanr
 
 from nasassist_plugins.adapters import from_torch, nb201_network
 from nasassist_plugins.adapters.cells import random_nb201_arch
@@ -146,7 +147,7 @@ def test_calibrated_std_covers_the_stated_fraction_of_new_residuals() -> None:
         task = TaskData("f", "t", [str(i) for i in range(n)], np.zeros((n, len(SUITE_SIGNALS))), values,
                         np.arange(n))
         anchor = np.clip(task.target - noise, 0, 1)
-        return FoldResult("f", ["flops"], {}, [task], [anchor], [np.zeros(n)], [np.zeros(n)], [novelty])
+        return FoldResult("f", ["flops"], "subset", {}, [task], [anchor], [np.zeros(n)], [np.zeros(n)], [novelty])
 
     sigma0, kappa, coverage = calibrate([fold(3000)], lam=0.0, gamma=1.0)
     assert kappa > 0.05 and coverage["all_1sigma"] == pytest.approx(0.683, abs=0.03)
@@ -157,13 +158,16 @@ def test_calibrated_std_covers_the_stated_fraction_of_new_residuals() -> None:
     assert np.mean(residual <= 2 * std) == pytest.approx(0.954, abs=0.04)
 
 
-def test_anchor_signals_are_chosen_by_the_worst_task() -> None:
+def test_anchor_is_chosen_by_the_worst_family() -> None:
     rng = np.random.default_rng(0)
     n = 60
     quality = rng.normal(size=n)
     suite = rng.normal(size=(n, len(SUITE_SIGNALS)))
     suite[:, SUITE_SIGNALS.index("meco")] = quality + rng.normal(0, 0.5, n)
     suite[:, SUITE_SIGNALS.index("swap")] = quality + rng.normal(0, 0.5, n)
-    tasks = [TaskData("f", "t", [str(i) for i in range(n)], suite, quality, np.arange(n))]
-    chosen, info = choose_anchor_signals(tasks)
-    assert set(chosen) == {"meco", "swap"} and info["worst_margin"] > 0
+    tasks = [TaskData("f", "t", [str(i) for i in range(n)], suite, quality, np.arange(n)),
+             TaskData("g", "t", [str(i) for i in range(n)], suite, quality, np.arange(n))]
+    chosen, weighting, info = choose_anchor_signals(tasks)
+    best_single = max(spearmanr(suite[:, j], quality)[0] for j in range(len(SUITE_SIGNALS)))
+    assert info["worst_family_spearman"] >= best_single
+    assert weighting == "spectral" or set(chosen) <= {"meco", "swap"}

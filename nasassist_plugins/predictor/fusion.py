@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from nasassist_plugins.proxies.aggregate import log_rank_aggregate, signal_ranks
+from nasassist_plugins.proxies.aggregate import log_rank_aggregate, signal_ranks, spectral_weights
 from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
 __all__ = [
@@ -51,6 +51,7 @@ class FusionSettings:
     """Settings of the fusion (stored in the weights header; chosen by the worst held-out family)."""
 
     anchor_signals: list[str] = field(default_factory=lambda: ["expressivity", "progressivity", "trainability", "flops"])
+    anchor_weighting: str = "subset"  # "subset": weight 1 each; "spectral": label-free spectral weights
     correction_weight: float = 1.0  # lambda
     novelty_power: float = 1.0  # gamma
     sigma0: float = 0.2
@@ -61,7 +62,8 @@ class FusionSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "anchor_signals": list(self.anchor_signals), "correction_weight": float(self.correction_weight),
+            "anchor_signals": list(self.anchor_signals), "anchor_weighting": str(self.anchor_weighting),
+            "correction_weight": float(self.correction_weight),
             "novelty_power": float(self.novelty_power), "sigma0": float(self.sigma0), "kappa": float(self.kappa),
             "min_population": int(self.min_population), "learned_sigma0": float(self.learned_sigma0),
             "coverage": float(self.coverage),
@@ -122,14 +124,25 @@ class ReferenceSet(nn.Module):
         return 1.0 - np.searchsorted(ref, np.asarray(loglik, dtype=np.float64), side="right") / ref.size
 
 
+def anchor_weights(ranks: np.ndarray, mask: np.ndarray, weighting: str) -> np.ndarray:
+    """Per-signal weights of the anchor: 1 on the selected signals, or their spectral weights
+    estimated from the population's ranks (:func:`~nasassist_plugins.proxies.aggregate.spectral_weights`)."""
+    weights = mask.astype(np.float64)
+    if weighting == "spectral" and mask.any():
+        weights[mask] = spectral_weights(ranks[:, mask])
+    return weights
+
+
 def anchor_ranks(values: np.ndarray, mask: np.ndarray, reference: ReferenceSet | None,
-                 min_population: int, context: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 min_population: int, context: np.ndarray | None = None,
+                 weighting: str = "subset") -> tuple[np.ndarray, np.ndarray]:
     """``(signal ranks (n, k), anchor rank score (n,))`` of suite signal rows.
 
     The population is ``values`` plus the ``context`` rows (other candidates of the same
     search, e.g. a study's earlier trials: ranked with, not scored). With at least
     ``min_population`` rows (or no reference), every signal and the anchor are ranked
-    within it, as AZ-NAS does; otherwise each row is placed against ``reference``.
+    within it, as AZ-NAS does; otherwise each row is placed against ``reference`` (and
+    spectral weights come from the reference population).
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     n = values.shape[0]
@@ -139,13 +152,19 @@ def anchor_ranks(values: np.ndarray, mask: np.ndarray, reference: ReferenceSet |
     use_batch = reference is None or reference.values.shape[0] == 0 or len(population) >= min_population
     if use_batch:
         ranks = signal_ranks(population)
-        anchor = log_rank_aggregate(ranks[:, mask])
+        anchor = log_rank_aggregate(ranks, anchor_weights(ranks, mask, weighting))
         return ranks[:n], _normalised_ranks(anchor)[:n]
     ref = reference.values.numpy().astype(np.float64)
     ranks = signal_ranks(values, ref)
-    anchor = log_rank_aggregate(ranks[:, mask])
+    anchor = log_rank_aggregate(ranks, anchor_weights(signal_ranks(ref), mask, weighting))
     ref_anchors = reference.anchors.numpy().astype(np.float64)
     return ranks, signal_ranks(anchor[:, None], ref_anchors[:, None])[:, 0]
+
+
+def reference_anchors(reference: np.ndarray, mask: np.ndarray, weighting: str) -> np.ndarray:
+    """Sorted anchors of the reference rows against themselves (what a single model's anchor is placed in)."""
+    ranks = signal_ranks(reference, reference)
+    return np.sort(log_rank_aggregate(ranks, anchor_weights(signal_ranks(reference), mask, weighting)))
 
 
 def _normalised_ranks(x: np.ndarray) -> np.ndarray:

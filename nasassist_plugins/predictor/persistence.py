@@ -187,6 +187,10 @@ def _validate_fusion(settings: Any) -> dict[str, Any] | None:
             if not isinstance(value, list) or not value or not all(v in SUITE_SIGNALS for v in value):
                 raise PredictorError(f"'fusion_settings.anchor_signals' must list suite signals, got {value!r:.200}")
             clean[key] = list(value)
+        elif key == "anchor_weighting":
+            if value not in ("subset", "spectral"):
+                raise PredictorError(f"'fusion_settings.anchor_weighting' must be 'subset' or 'spectral', got {value!r:.50}")
+            clean[key] = value
         elif key == "min_population":
             clean[key] = _integer(1, 10**9)(f"fusion_settings.{key}", value)
         else:

@@ -492,7 +492,7 @@ class Predictor:
             extra = [r for r in (_suite_row(c) for c in (context or ())) if r is not None]
             minimum = {"auto": settings.min_population, "batch": 1, "reference": 10**12}[population]
             ranks, a = anchor_ranks(values, mask, self.reference, minimum,
-                                    np.array(extra, dtype=np.float64) if extra else None)
+                                    np.array(extra, dtype=np.float64) if extra else None, settings.anchor_weighting)
             x = torch.cat([encoded.inputs[idx], torch.tensor(np.column_stack([ranks, a]), dtype=torch.float32)], dim=1)
             delta, spread = self.correction(x)
             s, sd = fused(a, delta.numpy().astype(np.float64), spread.numpy().astype(np.float64), novelty[idx], settings)

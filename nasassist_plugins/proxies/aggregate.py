@@ -32,6 +32,7 @@ __all__ = [
     "aznas_score",
     "log_rank_aggregate",
     "signal_ranks",
+    "spectral_weights",
     "swap_regularised",
 ]
 
@@ -102,6 +103,36 @@ def log_rank_aggregate(ranks: np.ndarray, weights: Sequence[float] | None = None
     ranks = np.atleast_2d(np.asarray(ranks, dtype=np.float64))
     w = np.ones(ranks.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
     return (np.log(np.clip(ranks, 1e-12, 1.0)) * w).sum(axis=1)
+
+
+def spectral_weights(ranks: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Label-free weights of the signals of a population (spectral meta-learner).
+
+    If every signal is the true quality plus independent noise, the correlation matrix of
+    the signals over the population is rank one off its diagonal: ``C[i, j] = a_i a_j``
+    with ``a_i`` the (unknown) correlation of signal ``i`` with the truth (Parisi et al.,
+    PNAS 2014). ``a`` is estimated from the off-diagonal entries of the rank correlation
+    matrix (the diagonal is refilled with ``a_i^2`` until it settles) and turned into the
+    weights ``a / (1 - a^2)`` of the optimal Gaussian combination; signals that disagree
+    with the consensus (``a <= 0``) get weight 0. No measured accuracy is used: the weights
+    adapt to each population (search space, task) on their own.
+    """
+    u = np.atleast_2d(np.asarray(ranks, dtype=np.float64))
+    k = u.shape[1]
+    if k == 0 or u.shape[0] < 3:
+        return np.ones(k)
+    std = u.std(axis=0)
+    z = (u - u.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    c = np.nan_to_num(z.T @ z / u.shape[0])
+    v = np.zeros(k)
+    for _ in range(iterations):
+        values, vectors = np.linalg.eigh(c)
+        v = vectors[:, -1] * math.sqrt(max(values[-1], 0.0))
+        np.fill_diagonal(c, v ** 2)
+    if v.sum() < 0:
+        v = -v
+    a = np.clip(v, 0.0, 0.99)
+    return a / (1.0 - a ** 2)
 
 
 def aznas_score(signals: Mapping[str, Sequence[float]], names: Sequence[str] = AZNAS_SIGNALS) -> np.ndarray:

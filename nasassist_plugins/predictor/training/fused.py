@@ -10,12 +10,13 @@ Steps (:func:`train_fused`):
 1. the graph encoder is pre-trained **without labels** (contrastive + reconstruction) on
    the graphs of every family and generated ResNet/MobileNet/Inception/MLP/ViT models, so no
    held-out label reaches it;
-2. for each held-out family (:func:`leave_family_out`): the anchor's signals are chosen on
-   the other families (the subset whose anchor has the best *worst* margin over the best
-   single signal across their tasks), the correction head is trained on their tasks, the
+2. for each held-out family (:func:`leave_family_out`): the anchor is chosen on the other
+   families (a subset of the signals with weight 1, or all of them with label-free spectral
+   weights: whichever has the best *worst family* mean Spearman), the correction head is
+   trained on their tasks, the
    GMM of the novelty is fitted on their embeddings, and the held-out tasks are scored for
    every shrinkage setting;
-3. the shrinkage (``lambda``, ``gamma``) with the best worst held-out margin is kept, and the
+3. the shrinkage (``lambda``, ``gamma``) with the best worst held-out family is kept, and the
    uncertainty (``sigma0``, ``kappa``) is calibrated on the held-out residuals;
 4. the shipped model is trained the same way on every family (plus the learned-only head
    for graphs alone) and saved with the reference sample and the settings.
@@ -150,49 +151,62 @@ def task_signal_spearman(task: TaskData) -> dict[str, float]:
     return out
 
 
-def anchor_of(task: TaskData, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def anchor_of(task: TaskData, mask: np.ndarray, weighting: str = "subset") -> tuple[np.ndarray, np.ndarray]:
     """(signal ranks, anchor rank score) of a task's architectures, ranked among themselves."""
+    from nasassist_plugins.predictor.fusion import anchor_weights
+
     ranks = signal_ranks(task.suite)
-    anchor = log_rank_aggregate(ranks[:, mask])
+    anchor = log_rank_aggregate(ranks, anchor_weights(ranks, mask, weighting))
     return ranks, (rankdata(anchor) - 1) / max(len(anchor) - 1, 1)
 
 
 def choose_anchor_signals(tasks: Sequence[TaskData], candidates: Sequence[str] = SUITE_SIGNALS
-                          ) -> tuple[list[str], dict[str, Any]]:
-    """The signal subset whose anchor has the best worst margin over each task's best single signal.
+                          ) -> tuple[list[str], str, dict[str, Any]]:
+    """The anchor with the best *worst family* on ``tasks``: ``(signals, weighting, info)``.
 
-    Margin of a task = Spearman(anchor) - max(Spearman of every single signal, #params, FLOPs).
-    Ties are broken by the mean margin.
+    Candidates: every subset of the signals with weight 1 each (AZ-NAS's aggregation), and
+    all signals with label-free spectral weights. A family's figure is the mean Spearman
+    of the anchor over its tasks; the best worst family wins (ties: the mean over families).
     """
-    best_single = np.array([max(task_signal_spearman(t).values()) for t in tasks])
+    from nasassist_plugins.predictor.fusion import anchor_weights
+
     ranks = [signal_ranks(t.suite) for t in tasks]
     logs = [np.log(np.clip(r, 1e-12, 1.0)) for r in ranks]
+    families = np.array([t.family for t in tasks])
+    names = list(dict.fromkeys(families))
     index = {name: j for j, name in enumerate(SUITE_SIGNALS)}
-    best: tuple[float, float] = (-math.inf, -math.inf)
-    chosen: list[str] = list(candidates)
+
+    def key(rhos: np.ndarray) -> tuple[float, float]:
+        per_family = [float(np.mean(rhos[families == f])) for f in names]
+        return min(per_family), float(np.mean(per_family))
+
+    options: list[tuple[tuple[float, float], list[str], str]] = []
     for size in range(1, len(candidates) + 1):
         for subset in itertools.combinations(candidates, size):
             cols = [index[c] for c in subset]
-            margins = np.array([spearmanr(lg[:, cols].sum(1), t.values)[0] for lg, t in zip(logs, tasks)]) - best_single
-            key = (float(np.min(margins)), float(np.mean(margins)))
-            if key > best:
-                best, chosen = key, list(subset)
-    return chosen, {"worst_margin": best[0], "mean_margin": best[1]}
+            rhos = np.array([spearmanr(lg[:, cols].sum(1), t.values)[0] for lg, t in zip(logs, tasks)])
+            options.append((key(np.nan_to_num(rhos)), list(subset), "subset"))
+    mask = np.array([s in candidates for s in SUITE_SIGNALS])
+    rhos = np.array([spearmanr((lg * anchor_weights(r, mask, "spectral")).sum(1), t.values)[0]
+                     for lg, r, t in zip(logs, ranks, tasks)])
+    options.append((key(np.nan_to_num(rhos)), list(candidates), "spectral"))
+    best = max(options, key=lambda o: o[0])
+    return best[1], best[2], {"worst_family_spearman": best[0][0], "mean_family_spearman": best[0][1]}
 
 
 # ----------------------------------------------------------------------------- correction
-def _inputs(task: TaskData, base: torch.Tensor, mask: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    ranks, a = anchor_of(task, mask)
+def _inputs(task: TaskData, base: torch.Tensor, mask: np.ndarray, weighting: str) -> tuple[torch.Tensor, np.ndarray]:
+    ranks, a = anchor_of(task, mask, weighting)
     extra = torch.tensor(np.column_stack([ranks, a]), dtype=torch.float32)
     return torch.cat([base[task.graph_rows], extra], dim=1), a
 
 
 def train_correction(head: CorrectionHead, tasks: Sequence[TaskData], base: torch.Tensor, mask: np.ndarray,
-                     config: FusedConfig) -> None:
+                     weighting: str, config: FusedConfig) -> None:
     """Pairwise ranking loss on ``anchor + delta`` inside each task, plus a pull toward the residual."""
     data = []
     for t in tasks:
-        x, a = _inputs(t, base, mask)
+        x, a = _inputs(t, base, mask, weighting)
         data.append((x, torch.tensor(a, dtype=torch.float32), torch.tensor(t.target, dtype=torch.float32)))
     rng = np.random.default_rng(config.seed)
     budget = 60 * config.correction_max_minutes / max(len(head.members), 1)
@@ -264,6 +278,7 @@ class FoldResult:
 
     family: str
     anchor_signals: list[str]
+    anchor_weighting: str
     selection: dict[str, Any]
     tasks: list[TaskData]
     anchor: list[np.ndarray]
@@ -291,24 +306,24 @@ def leave_family_out(tasks: Sequence[TaskData], predictor: Any, z: torch.Tensor,
         if not train or not held:
             continue
         started = time.perf_counter()
-        signals, selection = choose_anchor_signals(train)
+        signals, weighting, selection = choose_anchor_signals(train)
         mask = np.array([s in signals for s in SUITE_SIGNALS])
         rows = np.unique(np.concatenate([t.graph_rows for t in train]))
         fit_novelty(predictor, z[rows], config)
         head = CorrectionHead(base.shape[1] + len(SUITE_SIGNALS) + 1, config.correction_members,
                               config.correction_hidden)
-        train_correction(head, train, base, mask, config)
-        fold = FoldResult(family, signals, selection, held, [], [], [], [])
+        train_correction(head, train, base, mask, weighting, config)
+        fold = FoldResult(family, signals, weighting, selection, held, [], [], [], [])
         with torch.no_grad():
             for t in held:
-                x, a = _inputs(t, base, mask)
+                x, a = _inputs(t, base, mask, weighting)
                 delta, spread = head(x)
                 loglik = predictor.clusterer.log_likelihood(z[t.graph_rows]).numpy()
                 fold.anchor.append(a)
                 fold.delta.append(delta.numpy().astype(np.float64))
                 fold.spread.append(spread.numpy().astype(np.float64))
                 fold.novelty.append(predictor.reference.novelty(loglik))
-        _logger.info("held out %s: anchor %s, %.0fs", family, signals, time.perf_counter() - started)
+        _logger.info("held out %s: anchor %s (%s), %.0fs", family, signals, weighting, time.perf_counter() - started)
         folds.append(fold)
     return folds
 
@@ -319,18 +334,17 @@ def fold_scores(fold: FoldResult, k: int, lam: float, gamma: float) -> np.ndarra
 
 
 def choose_shrinkage(folds: Sequence[FoldResult], config: FusedConfig) -> tuple[float, float, dict[str, Any]]:
-    """``(lambda, gamma)`` with the best worst held-out margin (ties: mean margin)."""
+    """``(lambda, gamma)`` with the best worst held-out family (mean Spearman over its tasks; ties: mean)."""
     best, choice = (-math.inf, -math.inf), (0.0, 1.0)
     table = {}
     for lam in config.lambdas:
         for gamma in config.gammas:
-            margins = []
+            per_family = []
             for fold in folds:
-                for k, t in enumerate(fold.tasks):
-                    rho = spearmanr(fold_scores(fold, k, lam, gamma), t.values)[0]
-                    margins.append(rho - max(task_signal_spearman(t).values()))
-            key = (float(np.min(margins)), float(np.mean(margins)))
-            table[f"{lam}/{gamma}"] = {"worst_margin": key[0], "mean_margin": key[1]}
+                rhos = [spearmanr(fold_scores(fold, k, lam, gamma), t.values)[0] for k, t in enumerate(fold.tasks)]
+                per_family.append(float(np.mean(rhos)))
+            key = (min(per_family), float(np.mean(per_family)))
+            table[f"{lam}/{gamma}"] = {"worst_family_spearman": key[0], "mean_family_spearman": key[1]}
             if key > best:
                 best, choice = key, (lam, gamma)
     return choice[0], choice[1], table
@@ -380,15 +394,14 @@ def _reference_rows(tasks: Sequence[TaskData], per_family: int, seed: int) -> np
     return np.concatenate(rows) if rows else np.zeros((0, len(SUITE_SIGNALS)))
 
 
-def reference_anchor_scores(held: TaskData, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def reference_anchor_scores(held: TaskData, reference: np.ndarray, mask: np.ndarray, weighting: str) -> np.ndarray:
     """Anchor of each held-out architecture scored alone, against a reference sample (no population)."""
-    from nasassist_plugins.predictor.fusion import ReferenceSet
+    from nasassist_plugins.predictor.fusion import ReferenceSet, reference_anchors
 
     ref = ReferenceSet(len(reference), len(SUITE_SIGNALS))
     ref.values = torch.tensor(reference, dtype=torch.float32)
-    ref_anchor = log_rank_aggregate(signal_ranks(reference, reference)[:, mask])
-    ref.anchors = torch.tensor(np.sort(ref_anchor), dtype=torch.float32)
-    return np.array([anchor_ranks(row[None, :], mask, ref, min_population=10**9)[1][0] for row in held.suite])
+    ref.anchors = torch.tensor(reference_anchors(reference, mask, weighting), dtype=torch.float32)
+    return np.array([anchor_ranks(row[None, :], mask, ref, 10**9, None, weighting)[1][0] for row in held.suite])
 
 
 def evaluation_table(folds: Sequence[FoldResult], lam: float, gamma: float, all_tasks: Sequence[TaskData],
@@ -399,13 +412,16 @@ def evaluation_table(folds: Sequence[FoldResult], lam: float, gamma: float, all_
     rows = []
     for fold in folds:
         mask = np.array([s in fold.anchor_signals for s in SUITE_SIGNALS])
+        everything = np.ones(len(SUITE_SIGNALS), dtype=bool)
         reference = _reference_rows([t for t in all_tasks if t.family != fold.family], config.reference_per_family,
                                     config.seed)
         for k, t in enumerate(fold.tasks):
             methods: dict[str, np.ndarray] = {}
             methods["fused (leave-family-out)"] = fold_scores(fold, k, lam, gamma)
-            methods[f"anchor ({'+'.join(fold.anchor_signals)})"] = fold.anchor[k]
-            methods["anchor, one model at a time (reference)"] = reference_anchor_scores(t, reference, mask)
+            methods[f"anchor ({fold.anchor_weighting}: {'+'.join(fold.anchor_signals)})"] = fold.anchor[k]
+            methods["anchor, one model at a time (reference)"] = reference_anchor_scores(t, reference, mask,
+                                                                                        fold.anchor_weighting)
+            methods["spectral log-rank, all signals"] = anchor_of(t, everything, "spectral")[1]
             methods["AZ-NAS (4 components)"] = aznas_score({s: t.suite[:, j] for j, s in enumerate(SUITE_SIGNALS)},
                                                            AZNAS_SIGNALS)
             for j, s in enumerate(SUITE_SIGNALS):
@@ -421,7 +437,7 @@ def evaluation_table(folds: Sequence[FoldResult], lam: float, gamma: float, all_
 def train_fused(tasks: Sequence[TaskData], graphs: Sequence[ComputationalGraph], config: FusedConfig | None = None,
                 *, evaluate: bool = True, progress: bool = False) -> tuple[Any, dict[str, Any]]:
     """The shipped fused predictor and its leave-family-out report (module docstring)."""
-    from nasassist_plugins.predictor.fusion import FusionSettings
+    from nasassist_plugins.predictor.fusion import FusionSettings, reference_anchors
     from nasassist_plugins.predictor.regression import train_regressor
 
     config = config or FusedConfig()
@@ -440,14 +456,15 @@ def train_fused(tasks: Sequence[TaskData], graphs: Sequence[ComputationalGraph],
         sigma0, kappa, coverage = calibrate(folds, lam, gamma)
         settings.sigma0, settings.kappa, settings.coverage = sigma0, kappa, coverage["all_1sigma"]
         report.update(shrinkage=shrink_table, coverage=coverage,
-                      folds=[{"family": f.family, "anchor_signals": f.anchor_signals, **f.selection} for f in folds],
+                      folds=[{"family": f.family, "anchor_signals": f.anchor_signals,
+                              "anchor_weighting": f.anchor_weighting, **f.selection} for f in folds],
                       table=evaluation_table(folds, lam, gamma, tasks, config))
         timings["leave_family_out_s"] = time.perf_counter() - t
     settings.correction_weight, settings.novelty_power = float(lam), float(gamma)
 
     t = time.perf_counter()
-    signals, selection = choose_anchor_signals(tasks)
-    settings.anchor_signals = signals
+    signals, weighting, selection = choose_anchor_signals(tasks)
+    settings.anchor_signals, settings.anchor_weighting = signals, weighting
     mask = np.array([s in signals for s in SUITE_SIGNALS])
     # gate + novelty on every family; the learned-only head needs one expert per GMM component
     predictor.fit_gate(z.numpy(), candidates=config.gmm_candidates, random_state=config.seed)
@@ -455,12 +472,11 @@ def train_fused(tasks: Sequence[TaskData], graphs: Sequence[ComputationalGraph],
         loglik = predictor.clusterer.log_likelihood(z).numpy()
     predictor.reference.loglik = torch.tensor(np.sort(np.quantile(loglik, np.linspace(0, 1, config.novelty_quantiles))),
                                               dtype=torch.float32)
-    train_correction(predictor.correction, tasks, base, mask, config)
+    train_correction(predictor.correction, tasks, base, mask, weighting, config)
     reference = _reference_rows(tasks, config.reference_per_family, config.seed)
     predictor.config["reference_size"] = len(reference)
     predictor.reference.values = torch.tensor(reference, dtype=torch.float32)
-    predictor.reference.anchors = torch.tensor(
-        np.sort(log_rank_aggregate(signal_ranks(reference, reference)[:, mask])), dtype=torch.float32)
+    predictor.reference.anchors = torch.tensor(reference_anchors(reference, mask, weighting), dtype=torch.float32)
     rows = np.concatenate([t.graph_rows for t in tasks])
     target = torch.tensor(np.concatenate([t.target for t in tasks]), dtype=torch.float32)
     train_regressor(predictor.regressor, predictor.clusterer, z[rows], target, inputs=base[rows],
