@@ -58,6 +58,9 @@ def _reduction_rows(suite_dir: Path, data_dir: str) -> list[dict[str, Any]]:
         read_checkpoint,
         signal_matrix,
     )
+    from nasassist_plugins.predictor.fusion import anchor_weights
+    from nasassist_plugins.predictor.training.fused import ANCHOR_CANDIDATES
+    from nasassist_plugins.proxies.aggregate import log_rank_aggregate, signal_ranks
     from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
     rows = []
@@ -79,6 +82,10 @@ def _reduction_rows(suite_dir: Path, data_dir: str) -> list[dict[str, Any]]:
             for j, s in enumerate(SUITE_SIGNALS):
                 x = np.where(np.isnan(matrix[ok, j]), -np.inf, matrix[ok, j])
                 row[s] = float(spearmanr(x, y[ok])[0])
+            for label, signals, weighting in ANCHOR_CANDIDATES:
+                mask = np.array([s in signals for s in SUITE_SIGNALS])
+                ranks = signal_ranks(matrix[ok])
+                row[label] = float(spearmanr(log_rank_aggregate(ranks, anchor_weights(ranks, mask, weighting)), y[ok])[0])
             rows.append(row)
     return rows
 
@@ -125,13 +132,15 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{c['ratio']:.2f}x |")
     red = []
     if result["reduction"]:
+        from nasassist_plugins.predictor.training.fused import ANCHOR_CANDIDATES
         from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
-        red = ["| family / task | network | n | s/arch | " + " | ".join(SUITE_SIGNALS) + " |",
-               "|---" * (4 + len(SUITE_SIGNALS)) + "|"]
+        columns = list(SUITE_SIGNALS) + [c[0] for c in ANCHOR_CANDIDATES]
+        red = ["| family / task | network | n | s/arch | " + " | ".join(columns) + " |",
+               "|---" * (4 + len(columns)) + "|"]
         for r in result["reduction"]:
             red.append(f"| {r['family']} / {r['task']} | {r['network']} | {r['n']} | {r['suite_s']:.2f} | "
-                       + " | ".join(f"{r[s]:.3f}" for s in SUITE_SIGNALS) + " |")
+                       + " | ".join(f"{r[c]:.3f}" for c in columns) + " |")
     return "\n".join(["### Summary", "", *head, "", "### All methods", "", *lines, "", "### Cost per architecture",
                       "", *cost, "", "### Proxy networks vs benchmark networks (Spearman on the same architectures)",
                       "", *red, ""])

@@ -279,10 +279,19 @@ def read_weights(
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data after a valid header
         raise PredictorError(f"{path}: cannot read the tensors: {exc}") from exc
     for key, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not tensor.is_floating_point():
+            continue
+        if key in _MAY_HOLD_INF:
+            if bool(torch.isnan(tensor).any()):
+                raise PredictorError(f"{path}: tensor {key!r} holds NaN")
+        elif not bool(torch.isfinite(tensor).all()):
             raise PredictorError(f"{path}: tensor {key!r} holds NaN or inf")
     return header, tensors
 
+
+# Measured signal values of the fused score's reference population: a signal such as a log-determinant
+# is legitimately -inf for a degenerate architecture (it ranks last); NaN is still refused.
+_MAY_HOLD_INF = frozenset({"reference.values"})
 
 _SAFETENSORS_DTYPES = {
     torch.float32: "F32",
