@@ -35,6 +35,7 @@ FAMILY_MODULES: dict[str, str] = {
     "nb201": "nasassist_plugins.families.nb201",
     "nb301": "nasassist_plugins.families.nb301",
     "tnb101": "nasassist_plugins.families.tnb101",
+    "darts1k": "nasassist_plugins.families.darts1k",
 }
 
 #: Other spellings accepted for a family name (after lower-casing and removing ``-``/``_``).

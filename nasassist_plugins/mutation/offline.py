@@ -43,11 +43,37 @@ from nasassist_plugins.mutation.errors import MutationError
 from nasassist_plugins.mutation.space import contains, neighbours, params_key, random_value
 from nasassist_plugins.relevance import graph_layers, layer_relevance
 
-__all__ = ["RelevanceGuidedMutator", "module_signatures"]
+__all__ = ["RelevanceGuidedMutator", "module_signatures", "predict_sandboxed"]
 
 _logger = logging.getLogger(__name__)
 _CACHE_LIMIT = 50_000
 _SIGNATURE_SKIP = frozenset({"output_shape", "flops", "masked", "masked_op"})
+
+
+def predict_sandboxed(predictor: Any, graphs: Sequence[ComputationalGraph],
+                      suites: Sequence[Mapping[str, float] | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of models built in the sandbox: the fused score from their graphs and the suite
+    signals the sandbox measured, each model placed against the predictor's reference (so
+    a score does not depend on the other models scored with it and compares with the
+    parent's). Predictors without a ``suite`` argument (duck-typed ones) get the graphs only.
+    """
+    kwargs: dict[str, Any] = {}
+    if suites is not None and any(s is not None for s in suites) and _accepts(predictor.predict, "suite"):
+        kwargs["suite"] = list(suites)
+        if _accepts(predictor.predict, "population"):
+            kwargs["population"] = "reference"
+    mean, std = predictor.predict(list(graphs), **kwargs)
+    return np.asarray(mean, dtype=float).reshape(-1), np.asarray(std, dtype=float).reshape(-1)
+
+
+def _accepts(function: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters
 
 
 def module_signatures(graph: ComputationalGraph) -> dict[str, tuple]:
@@ -434,7 +460,7 @@ class RelevanceGuidedMutator:
             return []
         predictor = request.predictor if request.predictor is not None else self.predictor
         self.predictor_calls += 1
-        mean, _ = predictor.predict([g for _, _, g in kept])
+        mean, _ = predict_sandboxed(predictor, [g for _, _, g in kept], [r.extra.get("suite") for _, r, _ in kept])
         candidates = [
             SourceCandidate(edit.source, edit.explanation, f"offline:{edit.rule}", sandbox_result=result,
                             predicted=float(m), info={"rule": edit.rule, "line": edit.line})
