@@ -18,3 +18,43 @@ THRESHOLD = PREFIX + "threshold"  # system attr: predicted mean below which cand
 USER_PREDICTED = "nasassist_predicted"
 USER_UNCERTAINTY = "nasassist_uncertainty"
 USER_SCALE = "nasassist_prediction_scale"
+
+# the fast candidate path (issue 15)
+ARCH = PREFIX + "arch"  # system attr: identity of the planned architecture, written first to reserve it
+PLAN_SECONDS = PREFIX + "plan_seconds"  # system attr: wall time the sampler spent planning the trial
+ERROR = PREFIX + "error"  # system attr: why the sampler failed the trial (the trial is FAIL)
+
+#: RDB storages keep system attr values under 2,046 characters (Optuna's GPSampler and
+#: CmaEsSampler split longer values at this length the same way).
+MAX_ATTR_LENGTH = 2045
+
+
+def split_attr(key: str, value: object) -> dict[str, object]:
+    """System attrs storing ``value`` under ``key``: as is when its JSON fits, else in chunks.
+
+    A long value becomes ``{key + ":0": text, key + ":1": text, ...}`` (its JSON, cut every
+    :data:`MAX_ATTR_LENGTH` characters); :func:`join_attr` reads either form back.
+    """
+    import json
+
+    text = json.dumps(value)
+    if len(text) <= MAX_ATTR_LENGTH:
+        return {key: value}
+    return {f"{key}:{i // MAX_ATTR_LENGTH}": text[i : i + MAX_ATTR_LENGTH] for i in range(0, len(text), MAX_ATTR_LENGTH)}
+
+
+def join_attr(system_attrs: "dict[str, object]", key: str) -> object:
+    """The value :func:`split_attr` stored under ``key`` (``None`` when absent or incomplete)."""
+    import json
+
+    if key in system_attrs:
+        return system_attrs[key]
+    chunks = []
+    while f"{key}:{len(chunks)}" in system_attrs:
+        chunks.append(str(system_attrs[f"{key}:{len(chunks)}"]))
+    if not chunks:
+        return None
+    try:
+        return json.loads("".join(chunks))
+    except ValueError:  # a plan whose last chunk was never written (worker killed mid-write)
+        return None

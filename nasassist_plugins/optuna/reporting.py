@@ -7,19 +7,24 @@ trial at step 0, before it costs a training run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from nasassist_plugins.optuna import _attrs
-from nasassist_plugins.predictor import Predictor
 from nasassist_plugins.search import SearchError
+from nasassist_plugins.search.scoring import score_models
 
-_default_predictor: Predictor | None = None
+if TYPE_CHECKING:  # the predictor (and torch_geometric) load on first use, not on import
+    from nasassist_plugins.predictor import Predictor
+
+_default_predictor: "Predictor | None" = None
 
 
-def _predictor(predictor: Predictor | None) -> Predictor:
+def _predictor(predictor: "Predictor | None") -> "Predictor":
     global _default_predictor
+    from nasassist_plugins.predictor import Predictor
+
     if predictor is not None:
         if not isinstance(predictor, Predictor):
             raise SearchError(f"predictor must be a nasassist_plugins.predictor.Predictor, got {type(predictor).__name__}")
@@ -30,7 +35,7 @@ def _predictor(predictor: Predictor | None) -> Predictor:
 
 
 def report_model(
-    trial: optuna.trial.Trial, model: Any, example_input: Any = None, predictor: Predictor | None = None
+    trial: optuna.trial.Trial, model: Any, example_input: Any = None, predictor: "Predictor | None" = None
 ) -> tuple[float, float]:
     """Score ``model`` zero-shot and store the prediction in the trial.
 
@@ -47,7 +52,7 @@ def report_model(
     """
     if not isinstance(trial, optuna.trial.Trial):
         raise SearchError(f"report_model needs the running optuna Trial, got {type(trial).__name__}")
-    mean, std = _predictor(predictor).predict([model], example_input)
+    mean, std = score_models(_predictor(predictor), [model], example_input)
     m, s = float(mean[0]), float(std[0])
     storage, trial_id = trial.storage, trial._trial_id
     storage.set_trial_system_attr(trial_id, _attrs.ZERO_SHOT, m)
