@@ -26,10 +26,11 @@ Any failure inside the sampler marks the trial FAIL with the reason (system attr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from optuna.distributions import BaseDistribution
@@ -170,7 +171,7 @@ class NASAssistSampler(BaseSampler):
                 )
             if self._plan_of(trial) or _attrs.ORIGIN in trial.system_attrs:
                 return  # planned already (e.g. a trial asked again)
-            with self._lock:
+            with self._lock, _beating(study._storage, trial._trial_id):
                 self._plan_trial(study, trial)
         except Exception as exc:
             _fail_trial(study, trial, exc)
@@ -204,8 +205,6 @@ class NASAssistSampler(BaseSampler):
         # Like Optuna's own GPSampler and CmaEsSampler, write system attrs through the study's
         # storage: a sampler has no other way to attach data to a trial.
         storage, trial_id = study._storage, trial._trial_id
-        heartbeat = _heartbeat(storage, trial_id)
-        heartbeat()  # a worker killed while planning leaves a stale heartbeat, so the trial is failed
         trials = study.get_trials(deepcopy=False)
         completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if len(completed) < self._n_startup_trials:
@@ -222,7 +221,7 @@ class NASAssistSampler(BaseSampler):
             decision = self.planner.plan_given(source, fixed)
         else:
             decision = self.planner.plan(space, source, source.rng, budget=plan_budget(self.config, durations),
-                                         exclude_archs=reserved, heartbeat=heartbeat)
+                                         exclude_archs=reserved)
         if decision is None:
             failures = self.planner.last_failures
             if failures and self.planner.n_built == 0 and not len(self.surrogate):
@@ -363,20 +362,37 @@ class _OptunaSource:
         return dict(candidate.params), model
 
 
-def _heartbeat(storage: Any, trial_id: int) -> Callable[[], None]:
-    """Refreshes the trial's heartbeat while it is planned (a no-op without heartbeats)."""
-    interval = getattr(storage, "get_heartbeat_interval", None)  # RDB storages (and their cache) with heartbeats
-    if interval is None or not callable(getattr(storage, "record_heartbeat", None)) or interval() is None:
-        return lambda: None
-    last = [0.0]
+@contextlib.contextmanager
+def _beating(storage: Any, trial_id: int) -> Iterator[None]:
+    """Keep the trial's heartbeat fresh while it is planned, as Optuna does while it runs.
+
+    Optuna starts its heartbeat thread only after ``ask()`` (hence after planning): without
+    this, a long first plan (e.g. importing scikit-learn) would look like a dead worker, and
+    a worker killed while planning would leave no heartbeat at all. A no-op for storages
+    without heartbeats.
+    """
+    interval = getattr(storage, "get_heartbeat_interval", None)  # RDB storages (and their cache)
+    seconds = interval() if callable(interval) and callable(getattr(storage, "record_heartbeat", None)) else None
+    if seconds is None:
+        yield
+        return
+    storage.record_heartbeat(trial_id)
+    stop = threading.Event()
 
     def beat() -> None:
-        now = time.monotonic()
-        if now - last[0] >= 1.0:
-            storage.record_heartbeat(trial_id)
-            last[0] = now
+        while not stop.wait(seconds):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # noqa: BLE001 - e.g. the trial was failed meanwhile; planning reports it
+                return
 
-    return beat
+    thread = threading.Thread(target=beat, name=f"nasassist-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _fail_trial(study: Study, trial: FrozenTrial, exc: BaseException) -> None:

@@ -203,7 +203,6 @@ class Planner:
         *,
         budget: float | None = None,
         exclude_archs: Iterable[str] = (),
-        heartbeat: Callable[[], None] | None = None,
     ) -> Decision | None:
         """Choose the next candidate, or ``None`` when no new candidate could be built.
 
@@ -213,7 +212,6 @@ class Planner:
             rng: random state of this decision.
             budget: wall-clock seconds for the pool (``None``: ``min_candidates`` only).
             exclude_archs: architectures reserved by running trials (ranked last).
-            heartbeat: called between batches (e.g. to keep a trial's heartbeat fresh).
         """
         started = time.perf_counter()
         config = self.config
@@ -246,8 +244,6 @@ class Planner:
             batch_started = time.perf_counter()
             added = self._grow(pool, target, parents, space, source, rng, add)
             self._encode_pending(pending, source)
-            if heartbeat is not None:
-                heartbeat()
             now = time.perf_counter()
             if len(pool) >= config.max_candidates or added == 0 or deadline is None or now >= deadline:
                 break
