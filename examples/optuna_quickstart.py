@@ -179,8 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, seed=args.seed,
-                               n_candidates=24, n_startup_trials=0)
+    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, seed=args.seed)
     pruner = NASAssistPruner(max_resource=args.epochs - 1, min_resource=5, n_warmup_trials=5,
                              lower_bound=0.0, upper_bound=1.0, zero_shot_quantile=None)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name="digits-quickstart")
