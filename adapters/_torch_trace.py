@@ -2,9 +2,10 @@
 
 A :class:`~torch.overrides.TorchFunctionMode` sees every call of the torch API made by
 the model's own Python code (``x + y``, ``torch.cat``, ``F.relu``, ``x.view``, ...), and
-forward hooks on the leaf modules (childless modules and ``nn.MultiheadAttention``)
-see every layer; calls made *inside* a leaf (``F.conv2d`` inside ``nn.Conv2d``) are not
-recorded, exactly like the leaf calls of the ``torch.fx`` path. Tensors are followed
+a wrapper around each submodule's ``forward`` (for this trace only) sees every layer
+(childless modules and ``nn.MultiheadAttention``) and the module scope of each call;
+calls made *inside* a layer (``F.conv2d`` inside ``nn.Conv2d``) are not recorded, exactly
+like the leaf calls of the ``torch.fx`` path. Tensors are followed
 by identity, so edges follow the data and every node gets its real output shape in the
 same pass: no symbolic trace and no second shape-recording forward.
 
@@ -28,11 +29,11 @@ import keyword
 import operator
 import re
 import threading
+import weakref
 from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
 # Hooks run while the mode is active; their own tensor reads (shapes, numel) must not go
@@ -163,6 +164,19 @@ def _realias(value: Any, inputs: set[int]) -> Any:
 
 
 # ----------------------------------------------------------------------------- the tracer
+_MARK = "_nasassist_one_pass"  # set on the forward wrappers of a trace in progress
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: nn.Module) -> Any:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
 class OnePassTracer(TorchFunctionMode):
     """Records a :class:`ComputationalGraph` while ``model`` runs once on ``inputs``.
 
@@ -181,79 +195,96 @@ class OnePassTracer(TorchFunctionMode):
         self._scope: list[str] = []  # qualified names of the non-leaf modules running now
         self._counted_modules: set[int] = set()
         self._counted_params: set[int] = set()
-        self._params = {id(p): p for p in model.parameters() if p.requires_grad}
-        self._disabled: list[Any] = []  # the torch-function switch of the leaf call in flight
-        self._known: dict[int, tuple[str, bool]] = {}
+        self._params: dict[int, torch.Tensor] = {}  # trainable parameters of the model, by id
         self._thread = 0
 
     def trace(self) -> ComputationalGraph:
-        self._index_modules()
+        """Run the model once and return its graph (the model is left as it was)."""
         self._thread = threading.get_ident()
-        # two global hooks instead of two per module: registering hundreds of hooks costs
-        # more than the bookkeeping of a whole trace; other threads' modules are ignored
-        handles = [register_module_forward_pre_hook(self._pre),
-                   register_module_forward_hook(self._post, with_kwargs=True)]
-        try:
-            self._add_inputs()
-            with torch.no_grad(), self:
-                result = self.model(*self.inputs)
-        finally:
-            while self._disabled:  # a layer raised: its post hook never ran
-                self._disabled.pop().__exit__(None, None, None)
-            for handle in handles:
-                handle.remove()
+        with _model_lock(self.model):  # one trace of a model instance at a time (others wait)
+            patched = self._patch_modules()
+            try:
+                self._add_inputs()
+                with torch.no_grad(), self:
+                    result = self.model(*self.inputs)
+            finally:
+                for module, previous in patched:
+                    if previous is None:
+                        del module.__dict__["forward"]
+                    else:
+                        module.__dict__["forward"] = previous
         self._add_output(result)
         return self.graph
 
-    # ------------------------------------------------------------------ hooks
-    def _index_modules(self) -> None:
-        """``id(module) -> (qualified name, is leaf)`` for the model's modules, leaves' insides excluded."""
-        known: dict[int, tuple[str, bool]] = {id(self.model): ("", False)}
-        stack = [(name, child) for name, child in reversed(list(self.model._modules.items())) if child is not None]
+    # ------------------------------------------------------------------ module calls
+    def _patch_modules(self) -> list[tuple[nn.Module, Any]]:
+        """Wrap the ``forward`` of every submodule (leaves' insides excluded) for this trace.
+
+        An instance attribute shadows the class's ``forward`` (``nn.Module.__call__`` calls
+        ``self.forward``; hooks still run around it) and is removed afterwards. Wrapping is
+        cheaper than module hooks: hundreds of hook registrations, and the hooked call path
+        of every module call, cost more than the rest of the bookkeeping.
+        """
+        patched: list[tuple[nn.Module, Any]] = []
+        seen: set[int] = {id(self.model)}
+        stack: list[tuple[str, nn.Module, bool]] = [
+            (name, child, False) for name, child in reversed(list(self.model._modules.items())) if child is not None]
+        for p in self.model._parameters.values():
+            if p is not None and p.requires_grad:
+                self._params[id(p)] = p
         while stack:  # pre-order, first name wins for a shared module, as in named_modules()
-            qualname, module = stack.pop()
-            if id(module) in known:
+            qualname, module, inside_leaf = stack.pop()
+            if id(module) in seen:
                 continue
-            leaf = is_leaf_module(module)
-            known[id(module)] = (qualname, leaf)
-            if not leaf:
-                stack.extend((f"{qualname}.{name}", child) for name, child in reversed(list(module._modules.items()))
-                             if child is not None)
-        del known[id(self.model)]  # the root's own calls have no owning scope (as in fx)
-        self._known = known
+            seen.add(id(module))
+            for p in module._parameters.values():
+                if p is not None and p.requires_grad:
+                    self._params[id(p)] = p
+            leaf = inside_leaf or is_leaf_module(module)
+            if not inside_leaf:
+                forward = module.forward
+                if getattr(forward, _MARK, False):  # a module shared with a model being traced right now
+                    raise RuntimeError(f"module {qualname!r} is being traced by another call")
+                wrapper = self._leaf_forward(module, qualname, forward) if leaf else self._scope_forward(qualname, forward)
+                setattr(wrapper, _MARK, True)
+                patched.append((module, module.__dict__.get("forward")))
+                module.__dict__["forward"] = wrapper
+            stack.extend((f"{qualname}.{name}", child, leaf) for name, child in reversed(list(module._modules.items()))
+                         if child is not None)
+        return patched
 
-    def _pre(self, module: nn.Module, args: Any) -> None:
-        info = self._known.get(id(module))
-        if info is None or threading.get_ident() != self._thread:
-            return
-        if not info[1]:
-            self._scope.append(info[0])
-            return
-        if not self._leaf_depth:  # the layer's own torch calls run at full speed, unseen (undone in _post)
-            untraced = _untraced()
-            untraced.__enter__()
-            self._disabled.append(untraced)
-        self._leaf_depth += 1
+    def _scope_forward(self, qualname: str, forward: Any) -> Any:
+        def scoped(*args: Any, **kwargs: Any) -> Any:
+            if self._leaf_depth or threading.get_ident() != self._thread:
+                return forward(*args, **kwargs)
+            self._scope.append(qualname)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self._scope.pop()
 
-    def _post(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
-        info = self._known.get(id(module))
-        if info is None or threading.get_ident() != self._thread:
-            return None
-        if not info[1]:
-            self._scope.pop()
-            return None
-        self._leaf_depth -= 1
-        if self._leaf_depth:
-            return None
-        inputs = _tensors(kwargs, _tensors(args, [])) if kwargs else _tensors(args, [])
-        outputs = _tensors(output, [])
-        input_ids = {id(t) for t in inputs}
-        if any(id(t) in input_ids for t in outputs):  # in place / identity: the caller gets a fresh alias
-            output = _realias(output, input_ids)
-            outputs = _tensors(output, [])
-        self._add_module_node(module, info[0], inputs, outputs)
-        self._disabled.pop().__exit__(None, None, None)
-        return output
+        return scoped
+
+    def _leaf_forward(self, module: nn.Module, qualname: str, forward: Any) -> Any:
+        def leaf(*args: Any, **kwargs: Any) -> Any:
+            if self._leaf_depth or threading.get_ident() != self._thread:
+                return forward(*args, **kwargs)
+            self._leaf_depth += 1
+            try:
+                with _untraced():  # the layer's own torch calls run at full speed, unseen
+                    output = forward(*args, **kwargs)
+                    inputs = _tensors(kwargs, _tensors(args, [])) if kwargs else _tensors(args, [])
+                    outputs = _tensors(output, [])
+                    input_ids = {id(t) for t in inputs}
+                    if any(id(t) in input_ids for t in outputs):  # in place / identity: the caller gets a fresh alias
+                        output = _realias(output, input_ids)
+                        outputs = _tensors(output, [])
+                    self._add_module_node(module, qualname, inputs, outputs)
+            finally:
+                self._leaf_depth -= 1
+            return output
+
+        return leaf
 
     # ------------------------------------------------------------------ torch API calls
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:

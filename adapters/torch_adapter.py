@@ -71,7 +71,7 @@ def from_torch(
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     inputs = as_example_inputs(example_input, _model_device(model))
     graph_name = name or type(model).__name__
-    training_modules = [m for m in model.modules() if m.training]
+    training_modules = [m for m in _modules(model) if m.training]
     for module in training_modules:  # eval mode: dropout off, batchnorm on running stats
         module.training = False
     try:
@@ -150,6 +150,19 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _modules(model: nn.Module) -> list[nn.Module]:
+    """Every module of ``model`` once (``model.modules()`` without its generator chain)."""
+    out, seen, stack = [], set(), [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append(module)
+        stack.extend(child for child in module._modules.values() if child is not None)
+    return out
 
 
 def _model_device(model: nn.Module) -> torch.device | None:

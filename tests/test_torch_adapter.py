@@ -105,6 +105,7 @@ def test_tracing_restores_mode_and_leaves_weights_untouched():
     assert model.training and model.stem[1].training
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
+    assert not any("forward" in m.__dict__ for m in model.modules())  # the tracer's wrappers are gone
 
 
 def test_shared_module_counts_its_weights_once():
@@ -153,8 +154,10 @@ def test_wrong_input_shape_names_the_shape_and_the_cause():
 
 
 def test_model_that_raises_in_forward():
+    model = RaisesInForward()
     with pytest.raises(AdapterError, match="deliberate failure in forward"):
-        from_torch(RaisesInForward(), (1, 4))
+        from_torch(model, (1, 4))
+    assert not any("forward" in m.__dict__ for m in model.modules())
 
 
 def test_untraceable_model_names_the_cause():
