@@ -280,12 +280,7 @@ class Planner:
             self._encode_pending({key: built[1]}, source)
             if not self.surrogate.has(key):
                 return None
-        config = self.config
-        self.config = config.replace(prune_quantile=None, n_exploration_trials=0, use_predictor=True)
-        try:
-            decision = self._decide([key], pool, np.random.RandomState(0), set(), source)
-        finally:
-            self.config = config
+        decision = self._decide([key], pool, np.random.RandomState(0), set(), source, given=True)
         decision.plan_seconds = time.perf_counter() - started
         return decision
 
@@ -305,7 +300,8 @@ class Planner:
         return added
 
     def _decide(self, keys: list[str], pool: Mapping[str, tuple[dict[str, Any], str]], rng: np.random.RandomState,
-                exclude_archs: set[str], source: CandidateSource) -> Decision:
+                exclude_archs: set[str], source: CandidateSource, *, given: bool = False) -> Decision:
+        """Score the pool and rank it (``given``: one candidate to score, not to choose)."""
         config, surrogate = self.config, self.surrogate
         # isomorphic candidates count once; copies of what ran or runs rank last
         seen: set[str] = set()
@@ -321,10 +317,11 @@ class Planner:
         censored = {k: v for k, (_, v) in self.censored.items()}
         surrogate.update(observed, censored)
         mean, std = surrogate.predict(unique)
-        explore = len(observed) + len(censored) < config.n_exploration_trials
+        explore = not given and len(observed) + len(censored) < config.n_exploration_trials
         best = max(observed.values()) if (observed and surrogate.is_fine_tuned) else None
-        if config.use_predictor:
-            ranking = rank_candidates(mean, std, prune_quantile=config.prune_quantile, rule=config.acquisition,
+        if config.use_predictor or given:
+            ranking = rank_candidates(mean, std, prune_quantile=None if given else config.prune_quantile,
+                                      rule=config.acquisition,
                                       kappa=config.kappa, best=best, exclude=exclude, explore=explore, rng=rng)
             order, threshold = list(ranking.order), ranking.threshold
             shortlist = order[: config.shortlist_size]
