@@ -127,7 +127,7 @@ def _init_worker(data: str, tasks: list[str], weights: str, threads: int, graphs
     _STATE.update(spaces={s.name: s for s in spaces}, predictor=predictor)
 
 
-def _make_sampler(method: str, seed: int, space: Space, n_candidates: int):
+def _make_sampler(method: str, seed: int, space: Space, n_candidates: int, settings: dict[str, Any]):
     import optuna
 
     if method == "random":
@@ -143,9 +143,9 @@ def _make_sampler(method: str, seed: int, space: Space, n_candidates: int):
         edges = tuple(trial.suggest_categorical(f"edge_{k}", space.choices) for k in range(6))
         return space.graphs[space.index[edges]]  # type: ignore[attr-defined]
 
-    config = PlannerConfig(min_candidates=n_candidates, max_candidates=n_candidates,
-                           fine_tune={"nasassist": "gp", "nasassist-moe": "moe"}.get(method, False),
-                           use_predictor=(method != "nasassist-nopredictor"))
+    config = PlannerConfig(**{"min_candidates": n_candidates, "max_candidates": n_candidates,
+                              "fine_tune": {"nasassist": "gp", "nasassist-moe": "moe"}.get(method, False),
+                              "use_predictor": method != "nasassist-nopredictor", **settings})
     sampler = NASAssistSampler(build_model=build_model, predictor=_STATE["predictor"], seed=seed, config=config)
     # every cell's graph was encoded once per worker process (the planner's cache, filled ahead)
     sampler.surrogate.add_encodings(space.keys, space.encoded)  # type: ignore[attr-defined]
@@ -155,7 +155,7 @@ def _make_sampler(method: str, seed: int, space: Space, n_candidates: int):
 def run_study(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     import optuna
 
-    space_name, method, seed, n_trials, n_candidates = job
+    space_name, method, seed, n_trials, n_candidates, settings = job
     space: Space = _STATE["spaces"][space_name]
     rows: list[int] = []
 
@@ -166,7 +166,7 @@ def run_study(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         return float(space.values[row])
 
     started = time.perf_counter()
-    study = optuna.create_study(direction="maximize", sampler=_make_sampler(method, seed, space, n_candidates))
+    study = optuna.create_study(direction="maximize", sampler=_make_sampler(method, seed, space, n_candidates, settings))
     study.optimize(objective, n_trials=n_trials)
     return {"space": space_name, "method": method, "seed": seed, "rows": rows, "seconds": time.perf_counter() - started}
 
@@ -269,6 +269,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--n-candidates", type=int, default=1000,
                         help="pool size per trial (a fixed pool: a table lookup gives no trial time to budget by)")
+    parser.add_argument("--config", default="{}",
+                        help='PlannerConfig settings for the NAS-Assist rows, as JSON (e.g. \'{"kappa": 2.0}\')')
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--name", default="optuna_search")
@@ -294,7 +296,8 @@ def main() -> None:
                          "--leave-out nb201 --out DIR` (the benchmark family must not be in the training data)")
     spaces, _ = build_spaces(args.data, tasks, n_jobs=args.jobs, graphs=need_graphs)  # traces/caches graphs once
     names = [s.name for s in spaces]
-    jobs = [(name, method, seed, args.trials, args.n_candidates) for name in names for seed in range(args.seeds)
+    settings = json.loads(args.config)
+    jobs = [(name, method, seed, args.trials, args.n_candidates, settings) for name in names for seed in range(args.seeds)
             for method in methods]
     from tqdm.auto import tqdm
 

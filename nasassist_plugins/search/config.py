@@ -31,7 +31,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from nasassist_plugins.errors import ConfigurationError
+from nasassist_plugins.errors import ConfigurationError, SearchError
 
 __all__ = ["ACQUISITIONS", "FINE_TUNE_MODES", "PlannerConfig"]
 
@@ -121,8 +121,9 @@ class PlannerConfig:
         _check_positive("plan_time_fraction", self.plan_time_fraction)
         if self.plan_time_fraction >= 1:
             raise ConfigurationError(f"plan_time_fraction must be in (0, 1), got {self.plan_time_fraction!r}")
-        object.__setattr__(self, "prune_quantile", check_quantile(self.prune_quantile, "prune_quantile"))
-        check_acquisition(self.acquisition)
+        object.__setattr__(self, "prune_quantile",
+                           check_quantile(self.prune_quantile, "prune_quantile", ConfigurationError))
+        check_acquisition(self.acquisition, ConfigurationError)
         _check_number("kappa", self.kappa, minimum=0.0)
         _check_number("mutation_fraction", self.mutation_fraction, minimum=0.0, maximum=1.0)
         _check_positive("fine_tune_seconds", self.fine_tune_seconds)
@@ -165,19 +166,19 @@ class PlannerConfig:
         return asdict(self)
 
 
-def check_acquisition(name: Any) -> str:
-    """Validate an acquisition name (``"ucb"``, ``"ei"`` or ``"mean"``)."""
+def check_acquisition(name: Any, error: type[Exception] = SearchError) -> str:
+    """Validate an acquisition name (``"ucb"``, ``"ei"`` or ``"mean"``); ``error`` is raised otherwise."""
     if name not in ACQUISITIONS:
-        raise ConfigurationError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {name!r}")
+        raise error(f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {name!r}")
     return name
 
 
-def check_quantile(value: Any, what: str) -> float | None:
-    """Validate a quantile in ``[0, 1)`` (``None`` disables the rule it controls)."""
+def check_quantile(value: Any, what: str, error: type[Exception] = SearchError) -> float | None:
+    """Validate a quantile in ``[0, 1)`` (``None`` disables the rule it controls); ``error`` is raised otherwise."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ConfigurationError(f"{what} must be a number in [0, 1) or None, got {value!r}")
+        raise error(f"{what} must be a number in [0, 1) or None, got {value!r}")
     return float(value)
 
 
