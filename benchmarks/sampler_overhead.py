@@ -49,15 +49,19 @@ def timed(sampler: Any) -> Any:
         def __init__(self) -> None:
             self.inner = sampler
             self.seconds: dict[int, float] = defaultdict(float)
+            self.cpu: dict[int, float] = defaultdict(float)  # CPU time of the calling thread
+            self.trial_cpu: dict[int, float] = {}  # from before_trial to after_trial, this thread
+            self._started: dict[int, float] = {}
             self._lock = threading.Lock()
 
         def _time(self, number: int, fn: Any, *args: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args)
             finally:
                 with self._lock:
                     self.seconds[number] += time.perf_counter() - started
+                    self.cpu[number] += time.thread_time() - cpu
 
         def infer_relative_search_space(self, study, trial):
             return self._time(trial.number, self.inner.infer_relative_search_space, study, trial)
@@ -69,10 +73,14 @@ def timed(sampler: Any) -> Any:
             return self._time(trial.number, self.inner.sample_independent, study, trial, name, distribution)
 
         def before_trial(self, study, trial):
+            self._started[trial.number] = time.thread_time()
             return self._time(trial.number, self.inner.before_trial, study, trial)
 
         def after_trial(self, study, trial, state, values):
-            return self._time(trial.number, self.inner.after_trial, study, trial, state, values)
+            result = self._time(trial.number, self.inner.after_trial, study, trial, state, values)
+            if trial.number in self._started:
+                self.trial_cpu[trial.number] = time.thread_time() - self._started.pop(trial.number)
+            return result
 
         def reseed_rng(self):
             self.inner.reseed_rng()
@@ -83,7 +91,14 @@ def timed(sampler: Any) -> Any:
 def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     sampler = np.array([r["sampler_s"] for r in rows])
     trial = np.array([r["trial_s"] for r in rows])
+    cpu_rows = [r for r in rows if r.get("trial_cpu_s")]
+    steady = [r for r in rows if r["number"] > min(x["number"] for x in rows)]  # one-time imports excluded
     return {
+        # CPU time of the worker's thread: what a quiet machine would show (waits on the database excluded)
+        "overhead_share_cpu": float(sum(r["sampler_cpu_s"] for r in cpu_rows) / sum(r["trial_cpu_s"] for r in cpu_rows))
+        if cpu_rows else None,
+        "overhead_share_steady": float(sum(r["sampler_s"] for r in steady) / sum(r["trial_s"] for r in steady))
+        if steady else None,
         "trials": len(rows),
         "sampler_s_median": float(np.median(sampler)), "sampler_s_p90": float(np.percentile(sampler, 90)),
         "sampler_s_mean": float(sampler.mean()), "sampler_s_max": float(sampler.max()),
@@ -95,11 +110,13 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def _rows(study: Any, seconds: dict[int, float]) -> list[dict[str, float]]:
+def _rows(study: Any, seconds: dict[int, float], cpu: dict[int, float] | None = None,
+          trial_cpu: dict[int, float] | None = None) -> list[dict[str, float]]:
     rows = []
     for t in study.trials:
         if t.datetime_start and t.datetime_complete and t.number in seconds:
             rows.append({"number": t.number, "state": t.state.name, "sampler_s": seconds[t.number],
+                         "sampler_cpu_s": (cpu or {}).get(t.number), "trial_cpu_s": (trial_cpu or {}).get(t.number),
                          "trial_s": (t.datetime_complete - t.datetime_start).total_seconds(),
                          "plan_s": t.system_attrs.get("nasassist:plan_seconds"),
                          "pool": t.system_attrs.get("nasassist:n_candidates")})
@@ -138,7 +155,7 @@ def run_digits(args: argparse.Namespace) -> dict[str, Any]:
             study = optuna.create_study(direction="maximize", sampler=wrapper, pruner=pruner)
             started = time.perf_counter()
             study.optimize(objective, n_trials=args.trials)
-            rows = _rows(study, wrapper.seconds)
+            rows = _rows(study, wrapper.seconds, wrapper.cpu, wrapper.trial_cpu)
             entry = results.setdefault(method, {"rows": [], "best": [], "seconds": []})
             entry["rows"] += rows
             entry["best"].append(study.best_value)
@@ -164,7 +181,7 @@ def _pg_worker(url: str, name: str, method: str, seed: int, epochs: int, trials:
     study = optuna.load_study(study_name=name, storage=storage, sampler=wrapper, pruner=pruner)
     study.optimize(make_objective(load_data(0), epochs),
                    callbacks=[optuna.study.MaxTrialsCallback(trials, states=None)])
-    Path(out).write_text(json.dumps({str(k): v for k, v in wrapper.seconds.items()}))
+    Path(out).write_text(json.dumps({"seconds": wrapper.seconds, "cpu": wrapper.cpu, "trial_cpu": wrapper.trial_cpu}))
 
 
 def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,10 +206,15 @@ def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
             for p in procs:
                 p.join()
             seconds: dict[int, float] = {}
+            cpu: dict[int, float] = {}
+            trial_cpu: dict[int, float] = {}
             for out in outs:
-                seconds.update({int(k): v for k, v in json.loads(Path(out).read_text()).items()})
+                data = json.loads(Path(out).read_text())
+                seconds.update({int(k): v for k, v in data["seconds"].items()})
+                cpu.update({int(k): v for k, v in data["cpu"].items()})
+                trial_cpu.update({int(k): v for k, v in data["trial_cpu"].items()})
             study = optuna.load_study(study_name=name, storage=storage)
-            rows = _rows(study, seconds)
+            rows = _rows(study, seconds, cpu, trial_cpu)
             results[method] = {**summarise(rows), "rows": rows, "wall_s": time.perf_counter() - started,
                                "best_value": study.best_value}
             print(f"{method}: {results[method]['overhead_share']:.1%} of trial time in the sampler "
@@ -271,6 +293,7 @@ def main() -> None:
                                "results": result}, indent=1, default=str) + "\n")
     for method, row in result.items():
         keys = ("trials", "sampler_s_median", "sampler_s_p90", "trial_s_median", "overhead_share",
+                "overhead_share_steady", "overhead_share_cpu",
                 "sampler_s_first_half", "sampler_s_second_half", "pool_median")
         print(method, {k: round(row[k], 4) if isinstance(row.get(k), float) else row.get(k) for k in keys if k in row})
     print(f"wrote {out}")

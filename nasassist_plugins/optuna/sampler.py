@@ -250,7 +250,8 @@ class NASAssistSampler(BaseSampler):
             _attrs.PLAN_SECONDS: time.perf_counter() - started,
         }
         for key, value in attrs.items():
-            storage.set_trial_system_attr(trial_id, key, value)
+            if not (key == _attrs.ARCH and not forced):  # _reserve wrote it already
+                storage.set_trial_system_attr(trial_id, key, value)
         trial.system_attrs.update(attrs)  # the Trial object holds this frozen trial
         self._plans[trial_id] = dict(choice.params)
         shown_mean = sign * choice.predicted_mean if fine_tuned else choice.predicted_mean
