@@ -310,6 +310,7 @@ class NASAssistSampler(BaseSampler):
                           choice.arch)
         _logger.warning("Trial %d: every ranked candidate is taken by another trial; running the first anyway.",
                         trial.number)
+        storage.set_trial_system_attr(trial_id, _attrs.ARCH, choices[0].arch)
         return choices[0]
 
     @staticmethod
