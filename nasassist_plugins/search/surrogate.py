@@ -123,7 +123,7 @@ class StudySurrogate:
         self._fitted: Any = None
         self._scale: _RobustScale | None = None
         self._fitted_on = 0
-        self._n_refits = 0
+        self._optimized_at = 0  # results the kernel hyperparameters were last optimised on
         self._lock = threading.RLock()
 
     @classmethod
@@ -304,19 +304,21 @@ class StudySurrogate:
             return True
 
     def _fit_gp(self, keys: list[str], y: np.ndarray, is_bound: np.ndarray, n: int) -> "_GaussianProcessHead":
-        # kernel hyperparameters are re-optimised every 5th refit (the costly part); in
-        # between the GP is conditioned on the new data with the last kernel
+        # kernel hyperparameters are re-optimised (the costly part) once the data has grown by
+        # a quarter since the last optimisation, so O(log n) times in a study; in between the
+        # GP is conditioned on the new data with the last kernel
         previous = self._fitted if isinstance(self._fitted, _GaussianProcessHead) else None
-        reuse = previous is not None and (self._n_refits % 5) != 0
+        optimize = previous is None or n >= 1.25 * self._optimized_at
         features = self._gp_features(keys)
         head = _GaussianProcessHead(self.seed + n).fit(
-            features, y, kernel=previous.kernel if previous is not None else None, optimize=not reuse)
+            features, y, kernel=previous.kernel if previous is not None else None, optimize=optimize)
+        if optimize:
+            self._optimized_at = n
         if is_bound.any():  # censored points: at most their bound, at most what the others suggest
             imputed = np.minimum(y[is_bound], head.predict_raw(features[is_bound])[0])
             y = y.copy()
             y[is_bound] = imputed
             head = _GaussianProcessHead(self.seed + n).fit(features, y, kernel=head.kernel, optimize=False)
-        self._n_refits += 1
         return head
 
     def _fit_moe(self, keys: list[str], y: np.ndarray, n: int) -> Any:
