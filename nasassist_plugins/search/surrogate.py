@@ -310,8 +310,11 @@ class StudySurrogate:
         previous = self._fitted if isinstance(self._fitted, _GaussianProcessHead) else None
         optimize = previous is None or n >= 1.25 * self._optimized_at
         features = self._gp_features(keys)
+        # hyperparameters come from the finished results (when there are a few): a censored
+        # value is only a bound
+        fit_on = ~is_bound if (~is_bound).sum() >= 3 else np.ones_like(is_bound)
         head = _GaussianProcessHead(self.seed + n).fit(
-            features, y, kernel=previous.kernel if previous is not None else None, optimize=optimize)
+            features[fit_on], y[fit_on], kernel=previous.kernel if previous is not None else None, optimize=optimize)
         if optimize:
             self._optimized_at = n
         if is_bound.any():  # censored points: at most their bound, at most what the others suggest
