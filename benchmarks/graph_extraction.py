@@ -177,7 +177,7 @@ _PHASES = {
     "the model's forward (under the tracer)": ("cells/nb201.py", "forward"),
     "  of which conv2d kernels": ("~", "<built-in method torch.conv2d>"),
     "  of which batch_norm kernels": ("~", "<built-in method torch.batch_norm>"),
-    "layer nodes (OnePassTracer._post)": ("_torch_trace.py", "_post"),
+    "layer nodes (OnePassTracer: leaf wrapper)": ("_torch_trace.py", "leaf"),
     "functional nodes (OnePassTracer.__torch_function__)": ("_torch_trace.py", "__torch_function__"),
     "  of which ComputationalGraph.add_node/add_edge": ("computational_graph.py", "add_node|add_edge"),
     "validation (_checked)": ("torch_adapter.py", "_checked"),
