@@ -289,6 +289,7 @@ def _run_worker(tmp_path, weights, url, name, body, config, seed=1):
     return out.stdout
 
 
+@pytest.mark.slow
 def test_restart_in_a_second_process_mutates_parents_and_plans_persist(tmp_path, weights_file):
     """Everything the sampler needs is in the storage: a fresh process mutates parents it never
     planned (the mutation space comes from ``FrozenTrial.distributions``), and a plan it writes
