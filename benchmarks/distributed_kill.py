@@ -125,7 +125,8 @@ def main() -> None:
             keys.setdefault(params_key(plans[t.number]), []).append(t.number)
             archs.setdefault(t.system_attrs.get(_attrs.ARCH), []).append(t.number)
     duplicated = [numbers for numbers in list(keys.values()) + list(archs.values()) if len(numbers) > 1]
-    plan_s = np.array([t.system_attrs.get(_attrs.PLAN_SECONDS, np.nan) for t in finished], dtype=float)
+    plan_s = np.array([_attrs.decision_of(t.system_attrs).get(_attrs.PLAN_SECONDS, np.nan) for t in finished],
+                      dtype=float)
     trial_s = np.array([(t.datetime_complete - t.datetime_start).total_seconds() for t in finished])
     report = {
         "trials_total": len(trials), "finished": len(finished), "failed": [t.number for t in failed],

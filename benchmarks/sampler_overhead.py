@@ -118,8 +118,8 @@ def _rows(study: Any, seconds: dict[int, float], cpu: dict[int, float] | None = 
             rows.append({"number": t.number, "state": t.state.name, "sampler_s": seconds[t.number],
                          "sampler_cpu_s": (cpu or {}).get(t.number), "trial_cpu_s": (trial_cpu or {}).get(t.number),
                          "trial_s": (t.datetime_complete - t.datetime_start).total_seconds(),
-                         "plan_s": t.system_attrs.get("nasassist:plan_seconds"),
-                         "pool": t.system_attrs.get("nasassist:n_candidates")})
+                         "plan_s": t.system_attrs.get("nasassist:decision", {}).get("nasassist:plan_seconds"),
+                         "pool": t.system_attrs.get("nasassist:decision", {}).get("nasassist:n_candidates")})
     return rows
 
 

@@ -115,7 +115,8 @@ def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
     for t in sorted(complete, key=lambda t: -t.value)[:8]:
         table.add_row(str(t.number), f"{t.value:.4f}", f"{t.user_attrs.get('nasassist_predicted', float('nan')):.3f}",
                       str(t.user_attrs.get("nasassist_prediction_scale", "-")),
-                      str(t.system_attrs.get("nasassist:origin", "-")), describe(t.params))
+                      str(t.system_attrs.get("nasassist:decision", {}).get("nasassist:origin", "-")),
+                      describe(t.params))
     console = Console(width=130)
     console.print(table)
     console.print(

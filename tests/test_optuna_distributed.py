@@ -81,7 +81,8 @@ def test_four_workers_share_one_postgres_study(postgres_url, weights):
     for trial in trials:  # every trial has its plan and took it
         plan = _attrs.join_attr(trial.system_attrs, _attrs.PLAN)
         assert {k: v for k, v in trial.params.items() if k != "lr"} == plan
-        assert _attrs.PREDICTED_MEAN in trial.system_attrs and _attrs.CANDIDATES in trial.system_attrs
+        decided = _attrs.decision_of(trial.system_attrs)
+        assert _attrs.PREDICTED_MEAN in decided and _attrs.CANDIDATES in decided
     # workers reserve plans in the storage before running them: no architecture runs twice
     keys = [params_key(_attrs.join_attr(t.system_attrs, _attrs.PLAN)) for t in trials]
     assert len(set(keys)) == 20

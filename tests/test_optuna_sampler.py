@@ -51,6 +51,10 @@ def _plan(trial) -> dict:
     return _attrs.join_attr(trial.system_attrs, _attrs.PLAN)
 
 
+def _decided(trial, field: str):
+    return _attrs.decision_of(trial.system_attrs)[field]
+
+
 def test_plans_every_trial_of_a_conditional_space(predictor):
     study = optuna.create_study(direction="maximize", sampler=_sampler(predictor))
     study.optimize(objective, n_trials=12)
@@ -62,13 +66,14 @@ def test_plans_every_trial_of_a_conditional_space(predictor):
         assert all(f"width_{i}" in plan for i in range(plan["n_blocks"]))
         assert not any(f"width_{i}" in plan for i in range(plan["n_blocks"], 3))
         assert ("hidden" in plan) == (plan["head"] == "mlp")
-        assert trial.system_attrs[_attrs.CANDIDATES] >= 2 and trial.system_attrs[_attrs.PLAN_SECONDS] > 0
+        decided = _attrs.decision_of(trial.system_attrs)
+        assert decided[_attrs.CANDIDATES] >= 2 and decided[_attrs.PLAN_SECONDS] > 0
         assert np.isfinite(trial.user_attrs[_attrs.USER_PREDICTED])
         assert "lr" in trial.params  # a parameter the builder never reads comes from the base sampler
     # de-duplication: no architecture is run twice while unseen candidates exist
     assert len({params_key(_plan(t)) for t in study.trials}) == 12
     assert len({t.system_attrs[_attrs.ARCH] for t in study.trials}) == 12
-    assert {t.system_attrs[_attrs.ORIGIN] for t in study.trials} >= {"random", "mutation"}
+    assert {_decided(t, _attrs.ORIGIN) for t in study.trials} >= {"random", "mutation"}
 
 
 def test_never_runs_a_candidate_below_the_quantile(predictor):
@@ -78,7 +83,7 @@ def test_never_runs_a_candidate_below_the_quantile(predictor):
     study.optimize(objective, n_trials=6)
     for trial in study.trials:
         key = params_key(_plan(trial))
-        threshold = trial.system_attrs[_attrs.THRESHOLD]
+        threshold = _decided(trial, _attrs.THRESHOLD)
         # the stored prediction is recomputed from the surrogate, not copied from the decision
         assert threshold is not None and sampler.surrogate.predict([key])[0][0] >= threshold - 1e-12
 
@@ -87,7 +92,7 @@ def test_fine_tuning_changes_predictions_after_trials_finish(predictor):
     sampler = _sampler(predictor, fine_tune_min_trials=5)
     study = optuna.create_study(direction="minimize", sampler=sampler)  # a loss: direction must be respected
     study.optimize(lambda t: -objective(t), n_trials=10)
-    scales = [t.system_attrs[_attrs.PREDICTION_SCALE] for t in study.trials]
+    scales = [_decided(t, _attrs.PREDICTION_SCALE) for t in study.trials]
     assert scales[0] == "zero-shot rank" and scales[-1].startswith("fine-tuned on")
     assert sampler.surrogate.is_fine_tuned
     keys = [params_key(_plan(t)) for t in study.trials]
@@ -100,7 +105,7 @@ def test_fine_tuning_changes_predictions_after_trials_finish(predictor):
     assert spearmanr(tuned, [-t.value for t in study.trials]).statistic > 0.5
     # shown to users on the objective's own scale (a loss, so negative of the internal score)
     last = study.trials[-1]
-    assert last.user_attrs[_attrs.USER_PREDICTED] == pytest.approx(-last.system_attrs[_attrs.PREDICTED_MEAN])
+    assert last.user_attrs[_attrs.USER_PREDICTED] == pytest.approx(-_decided(last, _attrs.PREDICTED_MEAN))
 
 
 def test_pruned_trials_are_censored_evidence(predictor):
@@ -148,8 +153,8 @@ def test_enqueued_parameters_are_kept_and_the_rest_planned(predictor):
     study.enqueue_trial(arch)
     study.optimize(objective, n_trials=1)
     again = study.trials[-1]
-    assert _plan(again) == arch and again.system_attrs[_attrs.ORIGIN] == "enqueued"
-    assert np.isfinite(again.system_attrs[_attrs.PREDICTED_MEAN])
+    assert _plan(again) == arch and _decided(again, _attrs.ORIGIN) == "enqueued"
+    assert np.isfinite(_decided(again, _attrs.PREDICTED_MEAN))
 
 
 def test_ask_tell_interface_and_parallel_jobs(predictor):
@@ -221,7 +226,7 @@ def test_every_sampler_error_marks_the_trial_fail_not_running(predictor):
     study = optuna.create_study(direction="maximize", sampler=_sampler(predictor, fine_tune_min_trials=3))
     study.optimize(lambda t: 1e200 if t.number == 1 else objective(t), n_trials=8)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert np.isfinite(study.trials[-1].system_attrs[_attrs.PREDICTED_MEAN])
+    assert np.isfinite(_decided(study.trials[-1], _attrs.PREDICTED_MEAN))
 
 
 def test_bad_arguments_give_clear_errors():
@@ -307,7 +312,7 @@ def test_restart_in_a_second_process_mutates_parents_and_plans_persist(tmp_path,
     study = optuna.load_study(study_name="restart", storage=url)
     first, second, running = study.trials[:4], study.trials[4:7], study.trials[7]
     assert all(t.state == TrialState.COMPLETE for t in first + second)
-    assert [t.system_attrs[_attrs.ORIGIN] for t in second] == ["mutation"] * 3  # pools made of mutations only
+    assert [_decided(t, _attrs.ORIGIN) for t in second] == ["mutation"] * 3  # pools made of mutations only
     parents = [{k: v for k, v in t.params.items() if k != "lr"} for t in first]
     for trial in second:  # each keeps much of one of the parents
         plan = _plan(trial)

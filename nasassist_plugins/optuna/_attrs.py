@@ -6,13 +6,13 @@ restart lives in the storage under these keys, never only in process memory.
 
 PREFIX = "nasassist:"
 PLAN = PREFIX + "plan"  # system attr: the parameter set the trial must take (JSON-able dict)
-PREDICTED_MEAN = PREFIX + "predicted_mean"  # system attr: predicted score (larger is better)
-PREDICTED_STD = PREFIX + "predicted_std"  # system attr: its uncertainty
+PREDICTED_MEAN = PREFIX + "predicted_mean"  # DECISION field: predicted score (larger is better)
+PREDICTED_STD = PREFIX + "predicted_std"  # DECISION field (and report_model's system attr): its uncertainty
 ZERO_SHOT = PREFIX + "zero_shot"  # system attr: zero-shot rank score (comparable across trials)
-PREDICTION_SCALE = PREFIX + "prediction_scale"  # system attr: "zero-shot rank" or "fine-tuned (n trials)"
-CANDIDATES = PREFIX + "n_candidates"  # system attr: candidates scored for this trial
-ORIGIN = PREFIX + "origin"  # system attr: "random", "mutation", "proposer", "enqueued" or "base-sampler"
-THRESHOLD = PREFIX + "threshold"  # system attr: predicted mean below which candidates were dropped
+PREDICTION_SCALE = PREFIX + "prediction_scale"  # DECISION field: "zero-shot rank" or "fine-tuned (n trials)"
+CANDIDATES = PREFIX + "n_candidates"  # DECISION field: candidates scored for this trial
+ORIGIN = PREFIX + "origin"  # DECISION field: "random", "mutation", "proposer", "enqueued" or "base-sampler"
+THRESHOLD = PREFIX + "threshold"  # DECISION field: predicted mean below which candidates were dropped
 
 # user attrs, shown by optuna-dashboard
 USER_PREDICTED = "nasassist_predicted"
@@ -21,8 +21,16 @@ USER_SCALE = "nasassist_prediction_scale"
 
 # the fast candidate path (issue 15)
 ARCH = PREFIX + "arch"  # system attr: identity of the planned architecture, written first to reserve it
-PLAN_SECONDS = PREFIX + "plan_seconds"  # system attr: wall time the sampler spent planning the trial
+PLAN_SECONDS = PREFIX + "plan_seconds"  # DECISION field: wall time the sampler spent planning the trial
 ERROR = PREFIX + "error"  # system attr: why the sampler failed the trial (the trial is FAIL)
+#: system attr: one dict with the sampler's DECISION fields (one storage write instead of seven)
+DECISION = PREFIX + "decision"
+
+
+def decision_of(system_attrs: "dict[str, object]") -> "dict[str, object]":
+    """The DECISION fields of a trial (``{}`` for a trial the sampler did not plan)."""
+    value = system_attrs.get(DECISION)
+    return dict(value) if isinstance(value, dict) else {}
 
 #: RDB storages keep system attr values under 2,046 characters (Optuna's GPSampler and
 #: CmaEsSampler split longer values at this length the same way).

@@ -169,7 +169,7 @@ class NASAssistSampler(BaseSampler):
                     "multi-objective sampler (e.g. NSGAIISampler) and NASAssistPruner / report_model for "
                     "zero-shot scores"
                 )
-            if self._plan_of(trial) or _attrs.ORIGIN in trial.system_attrs:
+            if self._plan_of(trial) or _attrs.DECISION in trial.system_attrs:
                 return  # planned already (e.g. a trial asked again)
             with self._lock, _beating(study._storage, trial._trial_id):
                 self._plan_trial(study, trial)
@@ -208,7 +208,7 @@ class NASAssistSampler(BaseSampler):
         trials = study.get_trials(deepcopy=False)
         completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if len(completed) < self._n_startup_trials:
-            storage.set_trial_system_attr(trial_id, _attrs.ORIGIN, "base-sampler")
+            storage.set_trial_system_attr(trial_id, _attrs.DECISION, {_attrs.ORIGIN: "base-sampler"})
             return
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         fixed = dict(trial.system_attrs.get("fixed_params", {}))
@@ -232,22 +232,25 @@ class NASAssistSampler(BaseSampler):
                 )
             _logger.warning("Trial %d: no architecture left that has not been run; the base sampler decides.",
                             trial.number)
-            storage.set_trial_system_attr(trial_id, _attrs.ORIGIN, "base-sampler")
+            storage.set_trial_system_attr(trial_id, _attrs.DECISION, {_attrs.ORIGIN: "base-sampler"})
             return
         choice = decision if forced else self._reserve(study, trial, decision)
         fine_tuned = decision.fine_tuned_on > 0
         scale = f"fine-tuned on {decision.fine_tuned_on} trials" if fine_tuned else "zero-shot rank"
+        decided = {
+            _attrs.ORIGIN: "enqueued" if forced else choice.origin,
+            _attrs.PREDICTED_MEAN: choice.predicted_mean,
+            _attrs.PREDICTED_STD: choice.predicted_std,
+            _attrs.PREDICTION_SCALE: scale,
+            _attrs.CANDIDATES: decision.n_candidates,
+            _attrs.THRESHOLD: decision.threshold,
+            _attrs.PLAN_SECONDS: time.perf_counter() - started,
+        }
         attrs: dict[str, Any] = {
             **_attrs.split_attr(_attrs.PLAN, choice.params),
             _attrs.ARCH: choice.arch,
-            _attrs.PREDICTED_MEAN: choice.predicted_mean,
-            _attrs.PREDICTED_STD: choice.predicted_std,
             _attrs.ZERO_SHOT: choice.zero_shot,
-            _attrs.PREDICTION_SCALE: scale,
-            _attrs.CANDIDATES: decision.n_candidates,
-            _attrs.ORIGIN: "enqueued" if forced else choice.origin,
-            _attrs.THRESHOLD: decision.threshold,
-            _attrs.PLAN_SECONDS: time.perf_counter() - started,
+            _attrs.DECISION: decided,
         }
         for key, value in attrs.items():
             if not (key == _attrs.ARCH and not forced):  # _reserve wrote it already
@@ -260,7 +263,7 @@ class NASAssistSampler(BaseSampler):
         storage.set_trial_user_attr(trial_id, _attrs.USER_SCALE, scale)
         _logger.debug(
             "Trial %d: planned a %s candidate out of %d in %.2fs (predicted %.4f ± %.4f, %s).",
-            trial.number, choice.origin, decision.n_candidates, attrs[_attrs.PLAN_SECONDS], choice.predicted_mean,
+            trial.number, choice.origin, decision.n_candidates, decided[_attrs.PLAN_SECONDS], choice.predicted_mean,
             choice.predicted_std, scale,
         )
 
