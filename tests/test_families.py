@@ -166,7 +166,7 @@ def check_graphs(family: BenchmarkFamily) -> None:
         assert isinstance(graph, ComputationalGraph)
         graph.validate()
         assert graph.metadata["family"] == family.name
-        assert graph.metadata["tracer"] == "torch.fx"
+        assert graph.metadata["tracer"] == "one-pass"
         assert graph.num_nodes > 50 and graph.num_parameters > 0
 
 
@@ -418,7 +418,7 @@ def test_sample_graphs(family: str) -> None:
     assert len(graphs) == 2
     for graph in graphs:
         graph.validate()
-        assert graph.metadata["family"] == family and graph.metadata["tracer"] == "torch.fx"
+        assert graph.metadata["family"] == family and graph.metadata["tracer"] == "one-pass"
         assert graph.num_parameters > 0 and "conv2d" in graph.op_counts()
     keys = [g.metadata["spec"] for g in graphs]
     definition = _base.get_family_def(family)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from scipy.stats import spearmanr
 
 from nasassist_plugins.adapters import from_torch, nb201_network
 from nasassist_plugins.adapters.cells import random_nb201_arch

@@ -53,6 +53,7 @@ ALIASES: dict[str, str] = {
 #: editing them keeps the cache.)
 TRACER_MODULES: tuple[str, ...] = (
     "nasassist_plugins.adapters.torch_adapter",
+    "nasassist_plugins.adapters._torch_trace",
     "nasassist_plugins.adapters._torch_ops",
     "nasassist_plugins.adapters.cells._layers",
     "nasassist_plugins.graph.computational_graph",

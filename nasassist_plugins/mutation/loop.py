@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -36,7 +36,6 @@ from nasassist_plugins.mutation.errors import MutationError, ProposalRejected
 from nasassist_plugins.mutation.prompts import PROMPT_VERSION, Attempt, Constraints
 from nasassist_plugins.mutation.redact import redact
 from nasassist_plugins.mutation.sandbox import Sandbox, check_source
-from nasassist_plugins.mutation.space import params_key
 from nasassist_plugins.relevance import layer_relevance
 
 __all__ = ["HistoryEntry", "ImproveResult", "ParamsResult", "improve", "improve_params"]

@@ -8,19 +8,23 @@ trial at step 0, before it costs a training run.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from nasassist_plugins.optuna import _attrs
-from nasassist_plugins.predictor import Predictor
 from nasassist_plugins.search import SearchError
 
-_default_predictor: Predictor | None = None
+if TYPE_CHECKING:  # the predictor (and torch_geometric) load on first use, not on import
+    from nasassist_plugins.predictor import Predictor
+
+_default_predictor: "Predictor | None" = None
 
 
-def _predictor(predictor: Predictor | None) -> Predictor:
+def _predictor(predictor: "Predictor | None") -> "Predictor":
     global _default_predictor
+    from nasassist_plugins.predictor import Predictor
+
     if predictor is not None:
         if not isinstance(predictor, Predictor):
             raise SearchError(f"predictor must be a nasassist_plugins.predictor.Predictor, got {type(predictor).__name__}")

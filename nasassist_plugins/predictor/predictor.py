@@ -34,7 +34,6 @@ from nasassist_plugins.predictor.fusion import (
     ReferenceSet,
     ZeroShotScores,
     anchor_ranks,
-    correction_inputs,
     fused,
 )
 from nasassist_plugins.predictor.features import (

@@ -24,7 +24,6 @@ Steps (:func:`train_fused`):
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
@@ -446,7 +445,7 @@ def evaluation_table(folds: Sequence[FoldResult], lam: float, gamma: float, all_
 def train_fused(tasks: Sequence[TaskData], graphs: Sequence[ComputationalGraph], config: FusedConfig | None = None,
                 *, evaluate: bool = True, progress: bool = False) -> tuple[Any, dict[str, Any]]:
     """The shipped fused predictor and its leave-family-out report (module docstring)."""
-    from nasassist_plugins.predictor.fusion import FusionSettings, reference_anchors
+    from nasassist_plugins.predictor.fusion import reference_anchors
     from nasassist_plugins.predictor.regression import train_regressor
 
     config = config or FusedConfig()
