@@ -114,7 +114,7 @@ def test_no_library_module_over_500_lines() -> None:
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
-@pytest.mark.parametrize("module", [pytest.param("nasassist_plugins.optuna", marks=pytest.mark.xfail(reason="TEMPORARY until the candidate-path branch lands", strict=False)), "nasassist_plugins.errors", "nasassist_plugins.curves"])
+@pytest.mark.parametrize("module", ["nasassist_plugins.optuna", "nasassist_plugins.errors", "nasassist_plugins.curves"])
 def test_light_imports(module: str) -> None:
     code = (
         f"import sys, {module}; "

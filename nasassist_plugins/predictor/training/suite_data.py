@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from nasassist_plugins.families._base import read_table
+from nasassist_plugins.families import read_table
 
 __all__ = [
     "CONFIGS",
@@ -211,7 +211,7 @@ def family_graphs(family: str, keys: Sequence[str], *, chunk: int = 250, progres
 
     Traced in chunks, each merged into the cache file, so an interrupted run keeps its work.
     """
-    from nasassist_plugins.families._base import graph_store_for
+    from nasassist_plugins.families import graph_store_for
     from nasassist_plugins.families.registry import get_family_def
 
     definition = get_family_def(family)
