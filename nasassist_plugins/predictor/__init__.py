@@ -10,6 +10,7 @@ Public API::
 
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
+from nasassist_plugins.predictor.encoded import EncodedArchitectures
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
 from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
 from nasassist_plugins.predictor.predictor import Predictor, PredictorError
@@ -17,6 +18,7 @@ from nasassist_plugins.predictor.predictor import Predictor, PredictorError
 __all__ = [
     "Predictor",
     "PredictorError",
+    "EncodedArchitectures",
     "GraphEncoder",
     "SoftClusterer",
     "MixtureOfExpertsRegressor",
