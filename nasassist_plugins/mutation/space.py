@@ -8,13 +8,13 @@ choices numeric), and any other choice of an unordered categorical.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from nasassist_plugins.search.candidates import params_key, sample_value
 
-__all__ = ["contains", "coerce", "neighbours", "params_key", "random_params", "random_value"]
+__all__ = ["contains", "coerce", "neighbours", "params_key", "random_value"]
 
 _LOG_FACTOR = 1.5
 
@@ -66,11 +66,6 @@ def coerce(distribution: BaseDistribution, value: Any) -> Any:
 def random_value(distribution: BaseDistribution, rng: np.random.RandomState) -> Any:
     """A uniformly random value (log-uniform on log scales): the search core's draw."""
     return sample_value(distribution, rng)
-
-
-def random_params(distributions: Mapping[str, BaseDistribution], rng: np.random.RandomState) -> dict[str, Any]:
-    """One random value per distribution."""
-    return {name: random_value(d, rng) for name, d in distributions.items()}
 
 
 def neighbours(distribution: BaseDistribution, value: Any, rng: np.random.RandomState, limit: int = 4) -> list[Any]:
