@@ -173,9 +173,9 @@ class RelevanceGuidedMutator:
         if self._context is not None:  # inside a planner's call: its predictor
             return self._context.predictor
         if self._predictor is None:
-            from nasassist_plugins.predictor import Predictor
+            from nasassist_plugins.predictor import default_predictor
 
-            self._predictor = Predictor.load_default()
+            self._predictor = default_predictor()
         return self._predictor
 
     def explain(self, params: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "WEIGHTS_FORMAT",
     "WEIGHTS_VERSION",
+    "default_predictor",
     "expected_tensors",
     "module_tensors",
     "read_weights",
@@ -292,6 +294,25 @@ def read_weights(
     return header, tensors
 
 
+
+
+@lru_cache(maxsize=1)
+def default_predictor() -> Any:
+    """The shipped predictor (:meth:`Predictor.load_default`), loaded once per process.
+
+    Every library component that needs the default predictor (the planner's surrogate, the
+    mutators, ``report_model``, the CLI) shares this one instance: treat it as read-only and
+    ``copy()`` it before fitting it in place. A failed load (no weights installed) is not
+    cached.
+
+    Example::
+
+        from nasassist_plugins.predictor import default_predictor
+        mean, std = default_predictor().predict(graphs)
+    """
+    from nasassist_plugins.predictor.predictor import Predictor
+
+    return Predictor.load_default()
 
 def module_tensors(modules: Iterable[tuple[str, torch.nn.Module]]) -> dict[str, torch.Tensor]:
     """Every tensor of ``(prefix, module)`` pairs, keyed ``<prefix>.<name>`` (detached copies)."""
