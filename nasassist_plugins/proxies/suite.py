@@ -52,7 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasassist_plugins.proxies._base import describe_exception, forked_rng
+from nasassist_plugins.proxies._base import describe_exception, forked_rng, reinitialise
 from nasassist_plugins.proxies._blocks import CallRecorder, feature_blocks
 from nasassist_plugins.proxies._suite_taps import ForwardTap, MecoTap
 
@@ -120,18 +120,9 @@ def suite_batch(example_input: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, see
 
 
 # ----------------------------------------------------------------------------- init
-@torch.no_grad()
 def _kaiming_init(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
-            if getattr(m, "weight", None) is not None:
-                nn.init.ones_(m.weight)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+    """AZ-NAS initialisation: Kaiming-normal fan-in conv/linear weights; see :func:`._base.reinitialise`."""
+    reinitialise(model, lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"))
 
 
 # ----------------------------------------------------------------------------- AZ-NAS maths
