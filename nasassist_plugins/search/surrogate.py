@@ -239,7 +239,7 @@ class StudySurrogate:
                 return self.zero_shot(keys)
             if isinstance(self._fitted, _GaussianProcessHead):
                 return self._fitted.predict(self._gp_features(keys))
-            from nasassist_plugins.predictor.predictor import EncodedArchitectures
+            from nasassist_plugins.predictor import EncodedArchitectures
 
             embeddings, inputs = self._stack(keys)
             mean, std = self._fitted.predict_encoded(EncodedArchitectures(embeddings, inputs))
@@ -326,7 +326,7 @@ class StudySurrogate:
         return head
 
     def _fit_moe(self, keys: list[str], y: np.ndarray, n: int) -> Any:
-        from nasassist_plugins.predictor.predictor import EncodedArchitectures
+        from nasassist_plugins.predictor import EncodedArchitectures
 
         fitted = copy.copy(self.predictor)
         fitted.regressor = copy.deepcopy(self.predictor.regressor)
