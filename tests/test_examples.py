@@ -66,8 +66,9 @@ def _check_nni_hpo(out: str, folder: Path, png_content) -> None:
 
 CASES: dict[str, Example] = {
     "graph_quickstart.py": Example(["--out", "{out}"], 300, _check_graph),
+    # ~40 s; the default run keeps the sampler's own tests and graph_quickstart for the harness
     "optuna_quickstart.py": Example(["--trials", "4", "--epochs", "6", "--out", "{out}"], 600,
-                                    _check_optuna_quickstart),
+                                    _check_optuna_quickstart, slow=True),
     "improve_quickstart.py": Example([], 900, _check_improve, slow=True),
     "optuna_distributed.py": Example(["--storage", "sqlite:///{out}/study.db", "--workers", "2",
                                       "--trials-per-worker", "1", "--epochs", "2"], 900, _check_distributed, slow=True),

@@ -14,7 +14,7 @@ from nasassist_plugins.adapters import from_torch, nb201_network
 from nasassist_plugins.adapters.cells import random_nb201_arch
 from nasassist_plugins.errors import PredictorError
 from nasassist_plugins.predictor import Predictor
-from nasassist_plugins.predictor import predictor as predictor_module
+from nasassist_plugins.predictor import zero_shot as zero_shot_module
 from nasassist_plugins.predictor.training.fused import (
     FoldResult,
     FusedConfig,
@@ -114,7 +114,7 @@ def test_precomputed_suite_values_give_the_same_fused_score(fused_predictor) -> 
 
 def test_graphs_alone_fall_back_to_the_learned_part_with_one_notice(fused_predictor, caplog, monkeypatch) -> None:
     predictor, _, archs = fused_predictor
-    monkeypatch.setattr(predictor_module, "_notice_shown", False)
+    monkeypatch.setattr(zero_shot_module, "_notice_shown", False)
     graphs = [from_torch(_net(a), SHAPE) for a in archs[:2]]
     with caplog.at_level(logging.WARNING, logger="nasassist_plugins.predictor"):
         first = predictor.score(graphs)
