@@ -92,6 +92,28 @@ def novelty_encoded(predictor: "Predictor", encoded: EncodedArchitectures) -> np
     return predictor.clusterer.novelty(z).squeeze(1).numpy().astype(np.float64)
 
 
+#: Share of [0, 1] kept for raw predictions outside the rank range (half below 0, half above 1).
+_TAIL = 0.02
+
+
+def bounded_rank(raw: np.ndarray) -> np.ndarray:
+    """The learned part's raw rank prediction mapped into (0, 1), strictly increasing.
+
+    The learned part is trained on ranks in [0, 1] but can predict outside that range
+    (an untrained or far out-of-distribution predictor often does). Clipping would tie
+    every such prediction at 0 or 1 and silently erase their order (and every layer
+    relevance computed from them); instead [0, 1] is scaled into [tail/2, 1 - tail/2] and
+    values beyond it approach 0 or 1 along a logistic tail (unit scale).
+    """
+    x = np.asarray(raw, dtype=np.float64)
+    inside = _TAIL / 2 + (1.0 - _TAIL) * np.clip(x, 0.0, 1.0)
+    from scipy.special import expit
+
+    below = _TAIL * expit(np.minimum(x, 0.0))  # tail/2 at 0, toward 0 like a logistic
+    above = 1.0 - _TAIL * expit(-np.maximum(x - 1.0, 0.0))
+    return np.where(x < 0.0, below, np.where(x > 1.0, above, inside))
+
+
 @torch.no_grad()
 def score_encoded(predictor: "Predictor", encoded: EncodedArchitectures,
                   suite_rows: Sequence[Sequence[float] | None] | None = None, *, notice: bool = True,
@@ -111,7 +133,7 @@ def score_encoded(predictor: "Predictor", encoded: EncodedArchitectures,
         return ZeroShotScores(raw, raw_std, novelty, anchor, raw, ["surrogate"] * n, signals)
     settings = predictor.fusion_settings
     raw, raw_std = raw.astype(np.float64), raw_std.astype(np.float64)
-    learned = np.clip(raw, 0.0, 1.0)
+    learned = bounded_rank(raw)
     score = learned.copy()
     std = np.sqrt(raw_std ** 2 + settings.learned_sigma0 ** 2)
     kind = ["learned-only"] * n
