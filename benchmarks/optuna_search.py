@@ -9,7 +9,9 @@ all 15,625 cells, CIFAR-10 test accuracy reported; TransNAS-Bench-101 micro: 4,0
 cells, one study per task, including non-classification tasks). The predictor must not
 have seen the benchmark's family: for NB201, weights trained with NB201 left out
 (``nasassist train --data ../shared/data --leave-out nb201 --out DIR``); TransNAS-Bench-101
-needs weights trained without it (``--leave-out tnb101``) for a zero-shot claim.
+needs weights trained without it (``--leave-out tnb101``) for a zero-shot claim. Fused weights
+without NB201: ``nasassist train --fused --families nb101,nb301,tnb101,darts1k --out DIR``.
+``--checkpoint FILE`` appends every finished study to FILE and skips those already there.
 
 Methods: RandomSampler, TPESampler, GPSampler, NASAssistSampler zero-shot only
 (``fine_tune=False``), NASAssistSampler with fine-tuning, and NASAssistSampler with the
