@@ -45,6 +45,9 @@ import numpy as np
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 PROBLEMS = ("acc-latency", "acc-params", "acc-latency-constrained")
 BASELINES = ("random", "nsga2", "tpe", "gp")
+#: Acquisition ablation: the Pareto choice of nasassist_plugins.search.pareto with a generic surrogate
+#: (a Gaussian process on the one-hot edges for accuracy; the second objective exact, as the graph gives it)
+ABLATIONS = ("ablation-ehvi", "ablation-parego")
 CHECKPOINTS = (10, 20, 50, 100)
 
 
@@ -180,11 +183,70 @@ def make_sampler(method: str, seed: int, constrained: bool):
     raise SystemExit(f"unknown method {method!r}")
 
 
+_EDGE_ENDS = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target) of edge_0 ... edge_5
+
+
+def _live_edges(arch: str) -> list[int]:
+    """Op indices of a cell's edges, with edges on no input-to-output path set to ``none``."""
+    ops = [NB201_OPS.index(op) for op in edges_of(arch)]
+    on = [op != 0 for op in ops]
+    reach_in = {0}
+    for (s, t), active in zip(_EDGE_ENDS, on):
+        if active and s in reach_in:
+            reach_in.add(t)
+    reach_out = {3}
+    for (s, t), active in reversed(list(zip(_EDGE_ENDS, on))):
+        if active and t in reach_out:
+            reach_out.add(s)
+    return [op if (s in reach_in and t in reach_out) else 0 for op, (s, t) in zip(ops, _EDGE_ENDS)]
+
+
+def run_ablation(problem: Problem, rule: str, seed: int, n_trials: int, pool_size: int = 512,
+                 n_initial: int = 10) -> list[int]:  # fmt: skip
+    """The Pareto choice alone: GP(one-hot of the live edges) for accuracy, the second objective and constraint exact."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    from nasassist_plugins.search.pareto import select_pareto_candidate
+
+    edges = np.array([_live_edges(a) for a in _STATE["archs"]])
+    onehot = (edges[:, :, None] == np.arange(len(NB201_OPS))).reshape(len(edges), -1).astype(float)
+    rng = np.random.RandomState(seed)
+    rows: list[int] = []
+    seen = np.zeros(len(edges), dtype=bool)
+    for t in range(n_trials):
+        unseen = np.flatnonzero(~seen)
+        pool = rng.choice(unseen, size=min(pool_size, unseen.size), replace=False)
+        feasible = problem.feasible[pool]  # the constraint is computable before training here
+        if t < n_initial:
+            choices = pool[feasible] if feasible.any() else pool
+            row = int(rng.choice(choices))
+        else:
+            obs = np.asarray(rows)
+            gp = GaussianProcessRegressor(ConstantKernel() * Matern(nu=2.5) + WhiteKernel(), normalize_y=True,
+                                          random_state=seed).fit(onehot[obs], problem.values[obs, 0])  # fmt: skip
+            mu, sd = gp.predict(onehot[pool], return_std=True)
+            mean = np.stack([mu, problem.values[pool, 1]], axis=1)
+            std = np.stack([sd, np.zeros_like(sd)], axis=1)
+            done = obs[problem.feasible[obs]]
+            choice = select_pareto_candidate(mean, std, directions=problem.directions, observed=problem.values[done],
+                                             feasible=feasible, rule=rule, rng=rng)  # fmt: skip
+            row = int(pool[choice.index])
+        rows.append(row)
+        seen[row] = True
+    return rows
+
+
 def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
     import optuna
 
     problem_name, method, seed, n_trials = job
     problem: Problem = _STATE["problems"][problem_name]
+    if method in ABLATIONS:
+        started = time.perf_counter()
+        rows = run_ablation(problem, method.split("-", 1)[1], seed, n_trials)
+        return {"problem": problem_name, "method": method, "seed": seed, "rows": rows,
+                "seconds": time.perf_counter() - started}
     index = _STATE["index"]
     rows: list[int] = []
 
@@ -303,16 +365,19 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--name", default="multi_objective")
     parser.add_argument("--summarise-only", action="store_true", help="only summarise the checkpointed studies")
+    parser.add_argument("--include", nargs="*", type=Path, default=[],
+                        help="more study logs (.jsonl of other runs of this script) to summarise with this one")
     args = parser.parse_args()
     names = [p.strip() for p in args.problems.split(",") if p.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = (set(names) - set(PROBLEMS)) | (set(methods) - set(BASELINES))
+    unknown = (set(names) - set(PROBLEMS)) | (set(methods) - set(BASELINES) - set(ABLATIONS))
     if unknown:
         raise SystemExit(f"unknown problems/methods {sorted(unknown)}")
     logging.basicConfig(level=logging.WARNING)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     log = args.out_dir / f"{args.name}.jsonl"
-    done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    done = [json.loads(line) for path in [log, *args.include] if path.exists()
+            for line in path.read_text().splitlines() if line.strip()]  # fmt: skip
     have = {(r["problem"], r["method"], r["seed"]) for r in done}
     jobs = [(p, m, s, args.trials) for s in range(args.seeds) for p in names for m in methods if (p, m, s) not in have]
     started = time.perf_counter()
