@@ -67,17 +67,21 @@ class _DeviceModel:
 
 @dataclass
 class _AdaptedModel:
-    """``log(ms) = intercept + weights · standardised source predictions`` (an adapted device)."""
+    """``log(ms) = intercept + weights · standardised source predictions + feature_weights · features``."""
 
     weights: np.ndarray
     intercept: float
     sigma: float
     n: int
     sources: tuple[str, ...]
+    feature_weights: np.ndarray | None = None  # only when model selection preferred the features too
 
     def to_dict(self) -> dict[str, Any]:
-        return {"weights": [float(w) for w in self.weights], "intercept": self.intercept, "sigma": self.sigma,
-                "n": self.n, "sources": list(self.sources)}  # fmt: skip
+        out = {"weights": [float(w) for w in self.weights], "intercept": self.intercept, "sigma": self.sigma,
+               "n": self.n, "sources": list(self.sources)}  # fmt: skip
+        if self.feature_weights is not None:
+            out["feature_weights"] = [float(w) for w in self.feature_weights]
+        return out
 
 
 def _finite_array(values: Any, what: str) -> np.ndarray:
@@ -97,13 +101,32 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float, prior: np.ndarray | None 
     return coef, float(ym - xm @ coef)
 
 
+def _loo_error(x: np.ndarray, y: np.ndarray, alpha: float, prior: np.ndarray) -> float:
+    """Leave-one-out squared error of :func:`_ridge` (the linear-smoother shortcut e_i / (1 - h_ii))."""
+    n = y.size
+    xc = x - x.mean(axis=0)
+    coef, intercept = _ridge(x, y, alpha, prior)
+    residual = y - (x @ coef + intercept)
+    # the hat matrix of the centred ridge fit (kernel form: n x n, cheap for the few samples adapted on)
+    hat = xc @ np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T) + 1.0 / n
+    leverage = np.clip(np.diag(hat), 0.0, 1.0 - 1e-6)
+    return float(np.mean((residual / (1.0 - leverage)) ** 2))
+
+
+#: Candidate adaptations tried by model selection: (ridge penalty, weight of the raw features; 0 = sources only)
+_ADAPT_GRID = tuple((alpha, c) for alpha in (0.3, 1.0, 3.0) for c in (0.0, 0.1, 0.3))
+_MIN_SELECT = 8  # measurements needed before leave-one-out model selection is trusted
+
+
 class LatencyPredictor:
     """Predicts a graph's latency (ms) on named devices; adapts to a new device from a few measurements.
 
     Args:
         alpha: ridge penalty of the per-device regressions on standardised features (default 1.0).
         adapt_alpha: ridge penalty of the combination of source devices fitted by
-            :meth:`adapt` (default 1.0; it shrinks towards the equal-weight combination).
+            :meth:`adapt` from fewer than 8 measurements (default 1.0; it shrinks towards the
+            equal-weight combination). From 8 measurements on, the penalty, and whether the
+            graph features join the source devices, are chosen by leave-one-out error.
         device: the device :meth:`__call__` predicts for (``None``: choose one with
             :meth:`for_device`, or the only one when there is one).
 
@@ -232,15 +255,25 @@ class LatencyPredictor:
         basis = self._basis(z, sources)
         log_y = np.log(y)
         # shrink towards the equal-weight combination, scaled to the measured spread
-        spread = float(np.std(log_y)) if y.size > 1 else 0.0
-        prior = np.full(len(sources), spread / max(len(sources), 1) / max(_basis_spread(basis), 1e-9))
-        weights, intercept = _ridge(basis, log_y, self.adapt_alpha, prior)
-        residual = log_y - (basis @ weights + intercept)
-        dof = max(y.size - 2, 1)
-        sigma = float(np.sqrt(np.sum(residual**2) / dof)) if y.size > 2 else max(spread, 0.1)
+        spread = float(np.std(log_y))
+        prior = np.full(len(sources), spread / len(sources) / max(float(np.std(basis.mean(axis=1))), 1e-9))
+        alpha, c = self.adapt_alpha, 0.0
+        if y.size >= _MIN_SELECT:  # choose the penalty, and whether the raw features help, by leave-one-out
+            scores = []
+            for a, cc in _ADAPT_GRID:
+                design = np.hstack([basis, cc * z]) if cc else basis
+                full_prior = np.concatenate([prior, np.zeros(z.shape[1])]) if cc else prior
+                scores.append((_loo_error(design, log_y, a, full_prior), a, cc))
+            _, alpha, c = min(scores)
+        design = np.hstack([basis, c * z]) if c else basis
+        coef, intercept = _ridge(design, log_y, alpha, np.concatenate([prior, np.zeros(z.shape[1])]) if c else prior)
+        residual = log_y - (design @ coef + intercept)
+        sigma = float(np.sqrt(np.sum(residual**2) / max(y.size - 2, 1))) if y.size > 2 else max(spread, 0.1)
         copy = self._copy()
-        copy.adapted[str(device)] = _AdaptedModel(weights=weights, intercept=intercept, sigma=max(sigma, 1e-3),
-                                                  n=int(y.size), sources=sources)  # fmt: skip
+        copy.adapted[str(device)] = _AdaptedModel(
+            weights=coef[: len(sources)], intercept=intercept, sigma=max(sigma, 1e-3), n=int(y.size), sources=sources,
+            feature_weights=c * coef[len(sources):] if c else None,
+        )  # fmt: skip
         copy.device = str(device)
         return copy
 
@@ -291,6 +324,8 @@ class LatencyPredictor:
         if device in self.adapted:
             m = self.adapted[device]
             mean = self._basis(z, m.sources) @ m.weights + m.intercept
+            if m.feature_weights is not None:
+                mean = mean + z @ m.feature_weights
             return mean, np.full(mean.shape, m.sigma)
         if device in self.sources:
             s = self.sources[device]
@@ -368,9 +403,11 @@ class LatencyPredictor:
                 missing = [s for s in sources if s not in predictor.sources]
                 if missing:
                     raise PredictorError(f"adapted device {device!r} uses unknown source devices {missing}")
+                fw = m.get("feature_weights")
                 predictor.adapted[str(device)] = _AdaptedModel(
                     weights=_checked(m["weights"], len(sources), f"{device}.weights"), intercept=float(m["intercept"]),
                     sigma=float(m["sigma"]), n=int(m["n"]), sources=sources,
+                    feature_weights=None if fw is None else _checked(fw, n, f"{device}.feature_weights"),
                 )  # fmt: skip
             predictor.metadata = dict(data.get("metadata", {}))
         except (KeyError, TypeError, ValueError) as exc:
@@ -399,10 +436,6 @@ class LatencyPredictor:
         """
         predictor = _pretrained()._copy()
         return predictor.for_device(device) if device is not None else predictor
-
-
-def _basis_spread(basis: np.ndarray) -> float:
-    return float(np.std(basis.mean(axis=1))) if basis.size else 1.0
 
 
 def _checked(values: Any, n: int, what: str) -> np.ndarray:
