@@ -2,8 +2,8 @@
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds
 its parser and sets ``func`` to the function that runs it. Library errors
-(:class:`~nasassist_plugins.errors.NASAssistError`) are printed as one clear line and
-exit with status 2 instead of a traceback.
+(:class:`~nasassist_plugins.errors.NASAssistError`), file-system errors and memory
+exhaustion are printed as one clear line and exit with status 2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -41,8 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NASAssistError as exc:
-        print(f"nasassist {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc))
+    except OSError as exc:  # an output folder that cannot be written, a file that vanished, a full disk
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        return _fail(args.command, f"cannot use{where}: {exc.strerror or exc}")
+    except MemoryError:
+        return _fail(args.command, "ran out of memory (try a smaller input shape, --limit or batch size)")
+
+
+def _fail(command: str, message: str) -> int:
+    """Print one line naming the problem and return exit status 2."""
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"nasassist {command}: error: {first}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +25,10 @@ from typing import Any
 
 import torch.nn as nn
 
-from nasassist_plugins.errors import AdapterError
+from nasassist_plugins.errors import AdapterError, NASAssistError
 from nasassist_plugins.graph import ComputationalGraph
 
-__all__ = ["ModelSpec", "load_model_spec", "parse_input_shape"]
+__all__ = ["ModelSpec", "check_input_budget", "load_model_spec", "parse_input_shape"]
 
 #: Input shape used for benchmark cells when none is given (CIFAR-sized images).
 DEFAULT_CELL_INPUT_SHAPE = (1, 3, 32, 32)
@@ -45,17 +47,54 @@ class ModelSpec:
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
-    """Parse ``"1,3,32,32"`` (or ``"1x3x32x32"``) into a tuple of positive ints."""
+    """Parse ``"1,3,32,32"`` (or ``"1x3x32x32"``) into a tuple of positive ints.
+
+    The shape is also checked against :func:`check_input_budget` before any model sees it.
+    """
     if text is None or text == "":
         return None
-    parts = text.replace("x", ",").replace(" ", "").strip("()[]").split(",")
+    parts = str(text).replace("x", ",").replace(" ", "").strip("()[]").split(",")
     try:
         shape = tuple(int(p) for p in parts if p)
     except ValueError:
         raise AdapterError(f"--input-shape must be comma-separated integers such as 1,3,32,32; got {text!r}") from None
     if not shape or any(d <= 0 for d in shape):
         raise AdapterError(f"--input-shape must have positive sizes; got {text!r}")
+    if len(shape) > 8:
+        raise AdapterError(f"--input-shape has {len(shape)} dimensions; at most 8 are supported")
+    check_input_budget(shape)
     return shape
+
+
+def check_input_budget(shape: tuple[int, ...], *, bytes_per_element: int = 4) -> None:
+    """Refuse an example input larger than the input budget before anything is allocated.
+
+    The budget is ``$NASASSIST_MAX_INPUT_MB`` megabytes (default 1024, i.e. a float32 input
+    of 268 million elements); a forward pass needs several times its input, so larger
+    inputs would exhaust memory rather than trace.
+    """
+    budget_mb = _input_budget_mb()
+    elements = 1
+    for d in shape:
+        elements *= int(d)
+    size_mb = elements * bytes_per_element / 2**20
+    if size_mb > budget_mb:
+        raise AdapterError(
+            f"an example input of shape {tuple(shape)} needs {size_mb:,.0f} MB, above the {budget_mb:,.0f} MB "
+            "input budget (set NASASSIST_MAX_INPUT_MB to raise it); the graph does not depend on the batch size, "
+            "so use batch 1 and the real resolution"
+        )
+
+
+def _input_budget_mb() -> float:
+    text = os.environ.get("NASASSIST_MAX_INPUT_MB", "")
+    try:
+        value = float(text) if text else 1024.0
+    except ValueError:
+        raise AdapterError(f"NASASSIST_MAX_INPUT_MB must be a number of megabytes, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise AdapterError(f"NASASSIST_MAX_INPUT_MB must be a positive number, got {text!r}")
+    return value
 
 
 def load_model_spec(spec: str, input_shape: tuple[int, ...] | str | None = None) -> ModelSpec:
@@ -64,6 +103,8 @@ def load_model_spec(spec: str, input_shape: tuple[int, ...] | str | None = None)
 
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
+    elif input_shape is not None:
+        check_input_budget(tuple(input_shape))
     prefix, _, rest = spec.partition(":")
     if prefix.lower() in _CELL_PREFIXES and rest:
         model = _cell_network(prefix.lower(), rest)
@@ -87,7 +128,9 @@ def load_model_spec(spec: str, input_shape: tuple[int, ...] | str | None = None)
             f"{spec}: give the model's input shape with --input-shape (e.g. 1,3,32,32), or define "
             "an `input_shape` attribute on the model"
         )
-    return ModelSpec(spec, from_torch(model, tuple(shape)), model, tuple(shape), source_file)
+    check_input_budget(tuple(shape))
+    return ModelSpec(spec, _run_user_code(spec, "tracing", lambda: from_torch(model, tuple(shape))), model,
+                     tuple(shape), source_file)
 
 
 def _import_attr(target: str, attr: str) -> tuple[Any, Path | None]:
@@ -101,10 +144,7 @@ def _import_attr(target: str, attr: str) -> tuple[Any, Path | None]:
             raise AdapterError(f"cannot import {path} as a Python module")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:  # noqa: BLE001 - user code
-            raise AdapterError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        _run_user_code(str(path), "importing it", lambda: loader_spec.loader.exec_module(module))
         source: Path | None = path
     else:
         try:
@@ -123,18 +163,42 @@ def _instantiate(obj: Any, spec: str) -> nn.Module:
         return obj
     if callable(obj):
         try:
-            model = obj()
-        except TypeError as exc:
-            raise AdapterError(
-                f"{spec}: calling it without arguments failed ({exc}); point the SPEC at a factory "
-                "function that takes no arguments"
-            ) from exc
-        except Exception as exc:  # noqa: BLE001 - user code
-            raise AdapterError(f"{spec}: building the model raised {type(exc).__name__}: {exc}") from exc
+            model = _run_user_code(spec, "building the model", obj)
+        except AdapterError as exc:
+            if isinstance(exc.__cause__, TypeError):
+                raise AdapterError(
+                    f"{spec}: calling it without arguments failed ({exc.__cause__}); point the SPEC at a factory "
+                    "function that takes no arguments"
+                ) from exc.__cause__
+            raise
         if isinstance(model, nn.Module):
             return model
         raise AdapterError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     raise AdapterError(f"{spec} is a {type(obj).__name__}, not a torch.nn.Module, class or factory")
+
+
+def _run_user_code(spec: str, what: str, function: Any) -> Any:
+    """Run user code (import, constructor, forward pass) and turn what escapes it into one clear error.
+
+    ``sys.exit()`` and ``KeyboardInterrupt``-free ``BaseException`` subclasses raised by the
+    user's code become :class:`AdapterError` too: a model file must not end the command
+    silently. Library errors (already clear) pass through.
+    """
+    try:
+        return function()
+    except NASAssistError:
+        raise
+    except SystemExit as exc:
+        raise AdapterError(f"{spec}: {what} called sys.exit({exc.code!r}); a model must not exit the process") from None
+    except MemoryError:
+        raise AdapterError(f"{spec}: {what} ran out of memory (try a smaller --input-shape)") from None
+    except RecursionError:
+        raise AdapterError(f"{spec}: {what} exceeded Python's recursion limit") from None
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        if "allocate" in detail.lower() and isinstance(exc, RuntimeError):
+            raise AdapterError(f"{spec}: {what} ran out of memory: {detail}") from exc
+        raise AdapterError(f"{spec}: {what} raised {type(exc).__name__}: {detail}") from exc
 
 
 def _declared_input_shape(model: nn.Module, obj: Any) -> tuple[int, ...] | None:

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from nasassist_plugins.errors import GraphError
 from nasassist_plugins.graph.node_stats import node_flops, node_numeric_features
 from nasassist_plugins.graph.ops import OP_VOCABULARY, is_known_op, is_weighted_op
+from nasassist_plugins.graph.validation import check_finite, checked_attr
 
 GRAPH_FORMAT = "nasassist.graph"
 GRAPH_FORMAT_VERSION = 1
@@ -27,6 +28,10 @@ GRAPH_FORMAT_VERSION = 1
 _TUPLE_ATTRS = frozenset(
     {"kernel_size", "stride", "padding", "dilation", "weight_shape", "output_shape"}
 )
+
+#: Largest graph file :meth:`ComputationalGraph.from_json` reads, and most nodes/edges.
+MAX_GRAPH_FILE_BYTES = 256 * 1024 * 1024
+MAX_GRAPH_NODES = 1_000_000
 
 # Attributes that define the architecture (not naming): used by the isomorphism hash.
 _HASH_ATTRS = ("kernel_size", "stride", "dilation", "groups", "in_channels", "out_channels")
@@ -90,16 +95,25 @@ class Node:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Node":
-        attrs = {
-            k: (tuple(v) if k in _TUPLE_ATTRS and isinstance(v, list) else v)
-            for k, v in dict(data.get("attrs", {})).items()
-        }
-        return cls(
-            op_type=str(data["op_type"]),
-            name=str(data["name"]),
-            module=data.get("module"),
-            attrs=attrs,
-        )
+        """Rebuild a node from :meth:`to_dict` output, checking every attribute.
+
+        Raises:
+            GraphError: a missing or non-string name/op type, or an attribute that is not
+                finite (NaN, inf), not an integer where a count or shape belongs, negative,
+                or beyond any real network.
+        """
+        if not isinstance(data, Mapping):
+            raise GraphError(f"a node must be a JSON object, got {type(data).__name__}")
+        op_type, name, module = data.get("op_type"), data.get("name"), data.get("module")
+        if not isinstance(op_type, str) or not op_type or not isinstance(name, str) or not name:
+            raise GraphError(f"a node needs a non-empty string 'op_type' and 'name', got {op_type!r}, {name!r}")
+        if module is not None and not isinstance(module, str):
+            raise GraphError(f"node {name!r}: 'module' must be a string or null, got {type(module).__name__}")
+        raw = data.get("attrs", {})
+        if not isinstance(raw, Mapping):
+            raise GraphError(f"node {name!r}: 'attrs' must be a JSON object, got {type(raw).__name__}")
+        attrs = {str(k): checked_attr(name, str(k), v, _TUPLE_ATTRS) for k, v in raw.items()}
+        return cls(op_type=op_type, name=name, module=module, attrs=attrs)
 
 
 @dataclass(frozen=True)
@@ -315,17 +329,23 @@ class ComputationalGraph:
             raise GraphError(
                 f"graph format version {version!r} is not supported (this NAS-Assist reads version {GRAPH_FORMAT_VERSION})"
             )
-        try:
-            graph = cls(name=str(data.get("name", "graph")), metadata=data.get("metadata") or {})
-            for node in data["nodes"]:
-                graph._nodes.append(Node.from_dict(node))
-            for s, t in data["edges"]:
-                graph.add_edge(int(s), int(t))
-        except GraphError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GraphError(f"malformed graph JSON: {exc!r}") from exc
-        return graph
+        nodes, edges, metadata = data.get("nodes"), data.get("edges"), data.get("metadata") or {}
+        if not isinstance(nodes, list) or not isinstance(edges, list):
+            raise GraphError("a graph needs 'nodes' and 'edges' lists")
+        if len(nodes) > MAX_GRAPH_NODES or len(edges) > 64 * MAX_GRAPH_NODES:
+            raise GraphError(f"graph has {len(nodes)} nodes and {len(edges)} edges; at most {MAX_GRAPH_NODES} nodes are read")
+        if not isinstance(metadata, Mapping):
+            raise GraphError(f"'metadata' must be a JSON object, got {type(metadata).__name__}")
+        check_finite(metadata, "metadata")
+        graph = cls(name=str(data.get("name", "graph")), metadata=metadata)
+        for node in nodes:
+            graph._nodes.append(Node.from_dict(node))
+        for edge in edges:
+            if (not isinstance(edge, (list, tuple)) or len(edge) != 2
+                    or not all(isinstance(e, int) and not isinstance(e, bool) for e in edge)):
+                raise GraphError(f"an edge must be a pair of node indices, got {edge!r:.80}")
+            graph.add_edge(int(edge[0]), int(edge[1]))
+        return graph.validate()
 
     def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
         """Serialise to JSON; also write it to ``path`` when given."""
@@ -337,12 +357,22 @@ class ComputationalGraph:
     @classmethod
     def from_json(cls, source: str | Path) -> "ComputationalGraph":
         """Load from a JSON string or a path to a JSON file."""
+        if not isinstance(source, (str, Path)):
+            raise GraphError(f"from_json takes a JSON string or a file path, got {type(source).__name__}")
         text = str(source)
         if isinstance(source, Path) or (not text.lstrip().startswith("{") and Path(text).is_file()):
-            text = Path(source).read_text()
+            path = Path(source)
+            if not path.is_file():
+                raise GraphError(f"graph file not found: {path}")
+            if path.stat().st_size > MAX_GRAPH_FILE_BYTES:
+                raise GraphError(f"{path} is larger than {MAX_GRAPH_FILE_BYTES >> 20} MiB: not a graph file")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise GraphError(f"cannot read graph file {path}: {exc}") from exc
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = json.loads(text)  # NaN/Infinity load as floats; from_dict refuses them by name
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise GraphError(f"graph JSON is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
 

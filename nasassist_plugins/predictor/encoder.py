@@ -14,10 +14,19 @@ import warnings
 
 import torch
 import torch.nn as nn
-from torch_geometric.nn import GINConv, global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn import (
+    GINConv,
+    global_add_pool,
+    global_max_pool,
+    global_mean_pool,
+)
 from torch_geometric.utils import to_dense_batch, to_torch_csr_tensor
 
-from nasassist_plugins.predictor.features import ATTRIBUTE_SIZES, NUM_OP_IDS, UNKNOWN_OP_ID
+from nasassist_plugins.predictor.features import (
+    ATTRIBUTE_SIZES,
+    NUM_OP_IDS,
+    UNKNOWN_OP_ID,
+)
 from nasassist_plugins.predictor.op_text import TEXT_EMBEDDING_DIM
 
 EMBEDDING_DIM = 512

@@ -13,8 +13,8 @@ study's own results, predictions come back on the scale of the values given to `
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -24,17 +24,34 @@ import torch.nn as nn
 
 from nasassist_plugins.errors import PredictorError
 from nasassist_plugins.graph import ComputationalGraph, is_known_op
+from nasassist_plugins.predictor import persistence
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
-from nasassist_plugins.predictor.features import NUM_OP_IDS, OP_INDEX, collate, graph_to_data
-from nasassist_plugins.predictor.graph_features import NUM_GRAPH_FEATURES, graph_feature_matrix
+from nasassist_plugins.predictor.features import (
+    NUM_OP_IDS,
+    OP_INDEX,
+    collate,
+    graph_to_data,
+)
+from nasassist_plugins.predictor.graph_features import (
+    NUM_GRAPH_FEATURES,
+    graph_feature_matrix,
+)
 from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
+from nasassist_plugins.predictor.op_text import (
+    TEXT_EMBEDDING_DIM,
+    embed_op_texts,
+    nearest_known_op,
+    warn_unknown_once,
+)
+from nasassist_plugins.predictor.persistence import (
+    MAX_UNKNOWN_OPS,
+    read_weights,
+    write_weights,
+)
 from nasassist_plugins.predictor.regression import train_regressor
 from nasassist_plugins.predictor.scalers import ExtraFeatureScaler, FeatureScaler
-from nasassist_plugins.predictor.op_text import TEXT_EMBEDDING_DIM, embed_op_texts, nearest_known_op, warn_unknown_once
-from nasassist_plugins.predictor import persistence
-from nasassist_plugins.predictor.persistence import MAX_UNKNOWN_OPS, read_weights, write_weights
 
 _logger = logging.getLogger(__name__)
 

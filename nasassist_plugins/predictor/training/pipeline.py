@@ -27,7 +27,10 @@ from nasassist_plugins.predictor.graph_features import graph_feature_matrix
 from nasassist_plugins.predictor.op_text import vocabulary_text_table
 from nasassist_plugins.predictor.predictor import Predictor
 from nasassist_plugins.predictor.regression import pairwise_rank_loss, train_regressor
-from nasassist_plugins.predictor.training.pretrain import laplacian_spectrum, pretrain_encoder
+from nasassist_plugins.predictor.training.pretrain import (
+    laplacian_spectrum,
+    pretrain_encoder,
+)
 
 _logger = logging.getLogger(__name__)
 

@@ -82,7 +82,7 @@ def load_task(
 
     Only the selected rows are traced (graphs come from, and go into, the family's cache).
     """
-    from nasassist_plugins.families._base import graph_store_for, read_table
+    from nasassist_plugins.families import graph_store_for, read_table
 
     definition, _, _, table = read_table(task.family, data_dir, variant=task.variant)
     if task.target not in table.targets:
