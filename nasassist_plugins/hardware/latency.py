@@ -301,6 +301,17 @@ class LatencyPredictor:
         copy.device = device
         return copy
 
+    def for_new_device(self, device: str) -> "LatencyPredictor":
+        """A copy bound to a device it does not know yet: it predicts once :meth:`adapt` has
+        seen measurements (the Optuna sampler adapts it to the values the study stores)."""
+        if not isinstance(device, str) or not device:
+            raise ConfigurationError(f"device must be a non-empty string, got {device!r}")
+        copy = self._copy()
+        copy.adapted.pop(device, None)
+        copy.sources = {d: m for d, m in copy.sources.items() if d != device}
+        copy.device = device
+        return copy
+
     def without(self, devices: Sequence[str]) -> "LatencyPredictor":
         """A copy without the given source devices (e.g. to evaluate a held-out device)."""
         copy = self._copy()
