@@ -74,8 +74,10 @@ def main() -> None:
 
     # The improved source goes into an Optuna study as a trial; the objective only sees JSON.
     study = optuna.create_study(direction="maximize")
+    # trusted: only offline edits of our own model (generated code needs bubblewrap's isolation to be built)
     enqueue_source_proposal(study, result.source, input_shape=(1, 3, 32, 32), entry="Net",
-                            explanation=result.explanation, predicted=result.predicted, sandbox=sandbox)
+                            explanation=result.explanation, predicted=result.predicted, sandbox=sandbox,
+                            trusted=not isinstance(proposer, LLMProposer))
 
     def objective(trial: optuna.Trial) -> float:
         proposal = get_source_proposal(trial)

@@ -9,7 +9,9 @@ parameters; ``build_model`` is the one function both the objective and the sampl
 The sampler scores candidate architectures with the zero-shot predictor (fine-tuned on
 the finished trials as the study goes) and plans only promising ones; the pruner stops
 trainings whose learning curve is unlikely to beat the best trial. It prints a results
-table and writes two plots: the optimisation history and predicted-vs-actual accuracy.
+table (zero-shot scores and fine-tuned predictions in separate columns) and writes two
+plots: the optimisation history (pruned trials marked where they stopped) and
+predicted-vs-actual accuracy.
 """
 
 from __future__ import annotations
@@ -101,6 +103,24 @@ def describe(params: dict) -> str:
     return " → ".join(blocks) + f" | fc{params.get('hidden', 0)} | lr {params.get('lr', float('nan')):.4f}"
 
 
+def _zero_shot(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The trial's zero-shot rank score (comparable across trials), if the sampler planned it."""
+    value = trial.system_attrs.get("nasassist:zero_shot")
+    return None if value is None else float(value)
+
+
+def _fine_tuned(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The fine-tuned predictor's predicted accuracy, only when the prediction was fine-tuned."""
+    if not str(trial.user_attrs.get("nasassist_prediction_scale", "")).startswith("fine-tuned"):
+        return None
+    value = trial.user_attrs.get("nasassist_predicted")
+    return None if value is None else float(value)
+
+
+def _cell(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -109,12 +129,14 @@ def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     epochs_run = sum(len(t.intermediate_values) for t in trials)
-    table = Table(title="NAS-Assist on digits: top trials")
-    for column in ("trial", "val acc", "predicted", "prediction", "origin", "architecture"):
-        table.add_column(column)
+    table = Table(title="NAS-Assist on digits: top trials",
+                  caption="zero-shot: the pre-trained predictor's rank score (larger is better; comparable "
+                          "across trials, not an accuracy); fine-tuned: predicted val accuracy once the predictor "
+                          "has learnt from finished trials (– before)")
+    for column in ("trial", "val acc", "zero-shot score", "fine-tuned pred.", "origin", "architecture"):
+        table.add_column(column, justify="right" if column not in ("origin", "architecture") else "left")
     for t in sorted(complete, key=lambda t: -t.value)[:8]:
-        table.add_row(str(t.number), f"{t.value:.4f}", f"{t.user_attrs.get('nasassist_predicted', float('nan')):.3f}",
-                      str(t.user_attrs.get("nasassist_prediction_scale", "-")),
+        table.add_row(str(t.number), f"{t.value:.4f}", _cell(_zero_shot(t)), _cell(_fine_tuned(t)),
                       str(t.system_attrs.get("nasassist:origin", "-")), describe(t.params))
     console = Console(width=130)
     console.print(table)
@@ -125,30 +147,62 @@ def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
     )
 
 
+def plot_history(study: optuna.Study, out: Path) -> Path:
+    """Optimisation history with every trial: completed trials' accuracy, pruned trials at the
+    accuracy of the epoch they were stopped at (marked ×, with the epoch), and the best so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    try:
+        ax.scatter([t.number for t in complete], [t.value for t in complete], s=26, color="#4C72B0",
+                   label=f"completed ({len(complete)})", zorder=3)
+        if pruned:
+            last = [max(t.intermediate_values) for t in pruned]
+            ax.scatter([t.number for t in pruned], [t.intermediate_values[k] for t, k in zip(pruned, last)], s=40,
+                       marker="x", color="#D1495B", label=f"pruned ({len(pruned)}): accuracy when stopped", zorder=3)
+            for t, k in zip(pruned, last):
+                ax.annotate(f"ep {k + 1}", (t.number, t.intermediate_values[k]), xytext=(3, -10),
+                            textcoords="offset points", fontsize=6, color="#D1495B")
+        if complete:
+            best, line = -np.inf, []
+            for t in study.trials:
+                if t.state == optuna.trial.TrialState.COMPLETE:
+                    best = max(best, t.value)
+                line.append(best if np.isfinite(best) else np.nan)
+            ax.step(range(len(line)), line, where="post", color="#2a9d8f", lw=1.5, label="best so far", zorder=2)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("trial")
+        ax.set_ylabel("validation accuracy")
+        ax.set_title("Optimisation history (NASAssistSampler + NASAssistPruner)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+        path = out / "optuna_quickstart_history.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
 def plot(study: optuna.Study, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import warnings
-
-    from optuna.visualization.matplotlib import plot_optimization_history
 
     out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        ax = plot_optimization_history(study)
-    ax.figure.set_size_inches(7, 4)
-    history = out / "optuna_quickstart_history.png"
-    ax.figure.savefig(history, dpi=120, bbox_inches="tight")
-    plt.close(ax.figure)
+    history = plot_history(study, out)
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    zero = [(t.system_attrs.get("nasassist:zero_shot"), t.value) for t in complete]
-    zero = [(p, v) for p, v in zero if p is not None]
-    tuned = [(t.user_attrs["nasassist_predicted"], t.value) for t in complete
-             if str(t.user_attrs.get("nasassist_prediction_scale", "")).startswith("fine-tuned")]
+    zero = [(_zero_shot(t), t.value) for t in complete if _zero_shot(t) is not None]
+    tuned = [(_fine_tuned(t), t.value) for t in complete if _fine_tuned(t) is not None]
     for ax, points, title, xlabel in (
         (axes[0], zero, "zero-shot score vs accuracy", "zero-shot rank score"),
         (axes[1], tuned, "fine-tuned prediction vs accuracy", "predicted val accuracy"),
@@ -160,6 +214,8 @@ def plot(study: optuna.Study, out: Path) -> list[Path]:
                 from scipy.stats import spearmanr
 
                 title += f" (Spearman {spearmanr(p, v).statistic:.2f}, n={len(points)})"
+        else:
+            ax.text(0.5, 0.5, "no trial yet", ha="center", va="center", transform=ax.transAxes, color="grey")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation accuracy")

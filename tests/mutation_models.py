@@ -1,4 +1,6 @@
-"""Small model sources for the mutation tests (kept as text: they are built in the sandbox)."""
+"""Small model sources for the mutation tests (kept as text: they are built in the sandbox), and a stand-in predictor."""
+
+import numpy as np
 
 SMALL_CNN = '''\
 import torch
@@ -28,3 +30,29 @@ class Net(nn.Module):
         x = self.pool(F.relu(self.conv2(x)))
         return self.head(x.mean(dim=(2, 3)))
 '''
+
+
+class ParamWeightedPredictor:
+    """A transparent stand-in predictor: score = Σ weight(module) × parameters of its nodes / 1000.
+
+    Masking a module removes its parameters, so layer relevance is proportional to the
+    module's weight × size — a case where the right answer is known.
+    """
+
+    target_description = "test score"
+
+    def __init__(self, weights: dict[str, float] | None = None, default: float = 1.0) -> None:
+        self.weights = weights or {}
+        self.default = default
+        self.calls = 0
+
+    def predict(self, graphs, example_input=None):
+        self.calls += 1
+        means = []
+        for g in graphs:
+            total = 0.0
+            for node in g.nodes:
+                root = (node.module or "").split(".")[0]
+                total += self.weights.get(root, self.default) * node.num_params
+            means.append(total / 1000.0)
+        return np.array(means), np.zeros(len(means))

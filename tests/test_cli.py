@@ -51,10 +51,12 @@ def test_graph_command_prints_summary_and_writes_json(model_file, tmp_path, caps
     assert json.loads(out.read_text())["format"] == "nasassist.graph"
 
 
-def test_graph_command_accepts_factories_and_draws_png(model_file, tmp_path):
+@pytest.mark.parametrize("engine", ["matplotlib", "auto"])
+def test_graph_command_accepts_factories_and_draws_png(model_file, tmp_path, engine, png_content):
     out = tmp_path / "graph.png"
-    assert main(["graph", f"{model_file}:make_net", "--input-shape", "1x3x16x16", "--out", str(out), "--nodes"]) == 0
-    assert out.read_bytes()[:4] == b"\x89PNG"
+    argv = ["graph", f"{model_file}:make_net", "--input-shape", "1x3x16x16", "--out", str(out), "--nodes"]
+    assert main([*argv, "--engine", engine]) == 0
+    png_content(out, min_width=150, min_height=300)
 
 
 def test_graph_command_on_importable_module(capsys):

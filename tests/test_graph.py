@@ -137,10 +137,84 @@ def test_node_weighted_flag_follows_parameters():
     assert Node("custom_op", "x", attrs={"num_params": 5}).weighted
 
 
-def test_draw_writes_a_png(tmp_path):
-    from nasassist_plugins.graph.draw import draw_graph, layer_of_nodes
+def _strided_residual_graph() -> ComputationalGraph:
+    """input -> conv(stride 2) -> relu -> conv -> add <- conv1x1(stride 2) <- input: a
+    downsampling residual block whose skip path bypasses three layers."""
+    g = ComputationalGraph(name="strided-residual")
+    i = g.add_node("input", output_shape=(1, 3, 16, 16))
+    c1 = g.add_node("conv2d", module="c1", in_channels=3, out_channels=8, kernel_size=(3, 3), stride=(2, 2),
+                    output_shape=(1, 8, 8, 8), num_params=216)
+    r = g.add_node("relu", output_shape=(1, 8, 8, 8))
+    c2 = g.add_node("conv2d", module="c2", in_channels=8, out_channels=8, kernel_size=(3, 3), stride=(1, 1),
+                    output_shape=(1, 8, 8, 8), num_params=576)
+    bn = g.add_node("batchnorm", module="bn", in_channels=8, out_channels=8, output_shape=(1, 8, 8, 8), num_params=16)
+    a = g.add_node("add", output_shape=(1, 8, 8, 8))
+    p = g.add_node("max_pool", kernel_size=(2, 2), output_shape=(1, 8, 4, 4))
+    o = g.add_node("output", output_shape=(1, 8, 4, 4))
+    for e in [(i, c1), (c1, r), (r, c2), (c2, bn), (bn, a), (i, a), (a, p), (p, o)]:
+        g.add_edge(*e)
+    return g
 
-    g = _small_graph()
-    assert layer_of_nodes(g) == [0, 1, 2, 3, 1, 4, 5]
-    out = draw_graph(g, tmp_path / "g.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+def test_layers_and_downsampling_marks():
+    from nasassist_plugins.graph.draw import downsampling_factor, layer_of_nodes
+
+    assert layer_of_nodes(_small_graph()) == [0, 1, 2, 3, 1, 4, 5]
+    g = _strided_residual_graph()
+    # a stride attribute, a pooled output half the input's size, and no shrink elsewhere
+    assert [downsampling_factor(g, k) for k in range(g.num_nodes)] == [1, 2, 1, 1, 1, 1, 2, 1]
+
+
+def test_matplotlib_layout_gives_a_skip_edge_its_own_lane():
+    from nasassist_plugins.graph.draw import _layered_layout
+
+    g = _strided_residual_graph()
+    pos, paths = _layered_layout(g)
+    skip = next(p for p in paths if p[0] == 0 and p[-1] == 5)
+    assert len(skip) == 6  # input, a waypoint in each of the 4 layers it crosses, add
+    lane = {pos[v][0] for v in skip[1:-1]}
+    branch = {pos[v][0] for v in (1, 2, 3, 4)}
+    assert min(abs(a - b) for a in lane for b in branch) >= 0.99  # never drawn behind the bypassed nodes
+    for layer_y in {pos[v][1] for v in pos}:  # no two vertices of a layer overlap
+        row = sorted(x for x, y in pos.values() if y == layer_y)
+        assert all(b - a >= 0.99 for a, b in zip(row, row[1:]))
+
+
+@pytest.mark.parametrize("engine", ["matplotlib", "dot"])
+def test_draw_renders_a_picture(tmp_path, engine, png_content):
+    from nasassist_plugins.graph.draw import draw_graph, graphviz_available
+
+    if engine == "dot" and not graphviz_available():
+        pytest.skip("graphviz's dot is not installed (Debian package graphviz)")
+    g = _strided_residual_graph()
+    out = draw_graph(g, tmp_path / "sub" / "g.png", engine=engine)
+    image = png_content(out, min_width=200, min_height=300)
+    assert image.shape[0] > image.shape[1]  # layered top to bottom
+    # the downsampling border and the skip edge are drawn in orange (#E07B00)
+    orange = (abs(image[..., 0] - 0xE0 / 255) < 0.06) & (abs(image[..., 1] - 0x7B / 255) < 0.06) & (image[..., 2] < 0.1)
+    assert orange.sum() > 200
+
+
+def test_dot_text_marks_skips_and_downsampling():
+    from nasassist_plugins.graph.draw import to_dot
+
+    text = to_dot(_strided_residual_graph())
+    assert 'n0 -> n5 [color="#E07B00"' in text and "n1 -> n2;" in text
+    assert 'label="conv2d 3x3 ↓2\\n8ch"' in text and "penwidth=3" in text
+
+
+def test_draw_rejects_bad_engines_and_paths(tmp_path):
+    from nasassist_plugins.graph.draw import draw_graph
+
+    with pytest.raises(GraphError, match="engine must be one of"):
+        draw_graph(_small_graph(), tmp_path / "g.png", engine="tikz")
+    with pytest.raises(GraphError, match="must end in .png"):
+        draw_graph(_small_graph(), tmp_path / "g.svg")
+    with pytest.raises(GraphError, match="empty"):
+        draw_graph(ComputationalGraph(), tmp_path / "g.png")
+
+
+def test_matmul_flops_leave_element_wise_ops_out():
+    s = _small_graph().summary()
+    assert s.matmul_flops == 2 * 3 * 9 * 256 + 2 * 3 * 256  # the two convolutions only
+    assert s.flops == s.matmul_flops + 2 * 256 + 256 + 256

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -229,3 +230,77 @@ def test_llm_parameter_failures_fall_back_to_the_offline_mutator(serve, reply) -
     out = proposer.propose_params(parents, SPACE, 2, np.random.RandomState(0))
     assert len(out) == 2 and all(p != parents[0][0] for p in out)
     assert proposer.events and not proposer.events[-1]["ok"]
+
+
+# ----------------------------------------------------------------------------- deadlines and budgets
+def _drip(request: Request) -> Response:
+    """A server that never finishes: one byte every 2 s (each read succeeds; only a total deadline stops it)."""
+
+    def body():
+        for _ in range(300):
+            yield b" "
+            time.sleep(2)
+
+    return Response(body(), status=200, content_type="application/json")
+
+
+@pytest.fixture
+def drip_url():
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(_drip)
+    yield server.url_for("/v1")
+    server.clear()
+    server.stop()
+
+
+def test_request_deadline_is_total_not_per_read(drip_url) -> None:
+    client = client_for(drip_url, timeout_s=3.0, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(LLMError, match="3 s request deadline"):
+        client.complete([{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started < 3.0 + 1.5
+    assert client.usage.seconds < 4.5
+
+
+def test_time_budget_caps_all_requests_and_backoffs(drip_url) -> None:
+    client = LLMClient(LLMConfig(model="m", base_url=drip_url, timeout_s=2.0, max_retries=10, backoff_s=0.5,
+                                 budget_s=5.0))
+    started = time.monotonic()
+    with pytest.raises(LLMError):
+        client.complete([{"role": "user", "content": "1"}])
+    with pytest.raises(LLMBudgetExceeded, match="time budget"):
+        client.complete([{"role": "user", "content": "2"}])
+    assert time.monotonic() - started < 5.0 + 2.0
+    assert client.usage.calls <= 4
+
+
+def test_improve_with_a_dripping_server_falls_back_within_its_budget(drip_url, predictor, sandbox, tmp_path) -> None:
+    from nasassist_plugins.cli import main
+
+    out = tmp_path / "r.json"
+    started = time.monotonic()
+    code = main(["improve", f"{Path(__file__).resolve().parent / 'mutation_cli_model.py'}:Net", "--input-shape",
+                 "1,3,16,16", "--max-iter", "1", "--llm-model", "m", "--base-url", drip_url, "--llm-timeout", "2",
+                 "--llm-budget", "3", "--quiet", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["llm"]["seconds"] <= 3.5 and all(not e["ok"] for e in report["llm"]["events"])
+    assert all(h["origin"].startswith("offline:") for h in report["history"])
+    assert time.monotonic() - started < 300  # it used to sit in its first request for more than 300 s
+
+
+def test_a_validator_crash_falls_back_to_the_offline_mutator(serve, predictor, sandbox, monkeypatch) -> None:
+    import nasassist_plugins.mutation.llm_proposer as llm_proposer
+
+    def crash(source):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(llm_proposer, "validate_source", crash)
+    _, url = serve((200, reply_with(GOOD_MODEL), 0))
+    proposer = LLMProposer(client_for(url), fallback=RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox,
+                                                                             max_source_edits=3))
+    result = improve(SMALL_CNN, entry="Net", example_input=(1, 3, 16, 16), max_iterations=1, proposer=proposer,
+                     predictor=predictor, sandbox=sandbox)
+    assert result.history[0].origin.startswith("offline:")
+    assert "RecursionError" in proposer.events[0]["detail"]

@@ -14,7 +14,7 @@ import pytest
 import torch.nn as nn
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from mutation_models import SMALL_CNN
+from mutation_models import SMALL_CNN, ParamWeightedPredictor
 from nasassist_plugins.mutation import (
     MutationError,
     ProposalRejected,
@@ -36,30 +36,6 @@ from nasassist_plugins.mutation.space import contains, neighbours
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-class ParamWeightedPredictor:
-    """A transparent stand-in predictor: score = Σ weight(module) × parameters of its nodes / 1000.
-
-    Masking a module removes its parameters, so layer relevance is proportional to the
-    module's weight × size — a case where the right answer is known.
-    """
-
-    target_description = "test score"
-
-    def __init__(self, weights: dict[str, float] | None = None, default: float = 1.0) -> None:
-        self.weights = weights or {}
-        self.default = default
-        self.calls = 0
-
-    def predict(self, graphs, example_input=None):
-        self.calls += 1
-        means = []
-        for g in graphs:
-            total = 0.0
-            for node in g.nodes:
-                root = (node.module or "").split(".")[0]
-                total += self.weights.get(root, self.default) * node.num_params
-            means.append(total / 1000.0)
-        return np.array(means), np.zeros(len(means))
 
 
 class TwoBranch(nn.Module):

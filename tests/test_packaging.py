@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -44,3 +45,23 @@ def test_wheel_ships_adapters_under_the_namespace(tmp_path):
     assert top_level <= {"nasassist_plugins"} | {n.split("/")[0] for n in names if ".dist-info" in n}
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "nasassist = nasassist_plugins.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+@pytest.mark.parametrize("hook", ["build_editable", "build_wheel"])
+def test_packaging_builds_without_warnings(tmp_path, hook):
+    """setuptools' own build hooks (what `pip install -e .` and `python -m build` call) raise no
+    warning about our configuration: no deprecated license table, no data folder missing from
+    ``packages``, no editable-install notice."""
+    pytest.importorskip("setuptools", minversion="77")
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c",
+         f"import sys, setuptools.build_meta as b; print(b.{hook}(sys.argv[1]))", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    python_warnings = re.findall(r"^\S+:\d+: \w+: .*$", result.stderr, flags=re.M)
+    assert python_warnings == []
+    assert "is absent from the `packages` configuration" not in result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("nasassist_plugins-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.endswith("licenses/LICENSE") for n in names)

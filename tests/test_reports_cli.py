@@ -19,9 +19,8 @@ from nasassist_plugins.relevance.report import (
     embedding_map,
     plot_relevance,
     rank_normalise_per_label,
+    relevance_rows,
 )
-
-PNG_MAGIC = b"\x89PNG"
 
 MODEL_FILE = textwrap.dedent(
     """
@@ -68,17 +67,18 @@ def _run(args: list[str], capsys) -> tuple[int, str, str]:
     return rc, captured.out, captured.err
 
 
-def test_relevance_command_prints_table_and_writes_png_and_json(workdir, tmp_path, capsys):
-    png, out_json = tmp_path / "relevance.png", tmp_path / "relevance.json"
+def test_relevance_command_prints_table_and_writes_png_and_json(workdir, tmp_path, capsys, png_content):
+    out_dir = tmp_path / "report"
+    png, out_json = out_dir / "relevance.png", out_dir / "relevance.json"
     rc, out, err = _run(
         ["relevance", f"{workdir / 'net.py'}:Net", "--input-shape", "1,3,16,16",
-         "--weights", str(workdir / "weights.safetensors"), "--data-driven", "synflow",
-         "--out", str(png), "--json", str(out_json)],
+         "--weights", str(workdir / "weights.safetensors"), "--data-driven", "synflow", "--out-dir", str(out_dir)],
         capsys,
     )
     assert rc == 0, err
-    assert "Layer relevance of Net" in out and "conv2" in out and "synflow weight" in out
-    assert png.read_bytes()[:4] == PNG_MAGIC
+    assert "Layer relevance of Net" in out and "conv2" in out and "synflow share" in out
+    assert "sorted by share, largest first" in out
+    png_content(png, min_width=400, min_height=200)
     data = json.loads(out_json.read_text())
     keys = [layer["key"] for layer in data["layers"]]
     assert {"conv1", "bn1", "relu", "conv2", "fc"} <= set(keys)
@@ -87,6 +87,25 @@ def test_relevance_command_prints_table_and_writes_png_and_json(workdir, tmp_pat
     if any(layer["delta"] > 0 for layer in data["layers"]):
         assert sum(weights) == pytest.approx(1.0)
     assert {m["key"] for m in data["data_driven"]["modules"]} == {"conv1", "bn1", "conv2", "fc"}
+    # the table is sorted by share (the chart's signed share), largest first, and prints that share
+    printed = [line.split("│") for line in out.splitlines() if line.count("│") >= 8]
+    printed_keys = [cells[2].strip() for cells in printed if cells[2].strip() in set(keys)]
+    by_share = sorted(data["layers"], key=lambda layer: (-layer["signed_weight"], keys.index(layer["key"])))
+    assert printed_keys == [layer["key"] for layer in by_share]
+    shares = {cells[2].strip(): float(cells[6]) for cells in printed if cells[2].strip() in set(keys)}
+    for layer in data["layers"]:
+        assert shares[layer["key"]] == pytest.approx(layer["signed_weight"], abs=1e-4)
+
+
+def test_relevance_command_writes_nothing_unasked(workdir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _run(["relevance", f"{workdir / 'net.py'}:Net", "--input-shape", "1,3,16,16",
+                         "--weights", str(workdir / "weights.safetensors")], capsys)
+    assert rc == 0, err
+    assert "nothing written" in out and list(tmp_path.iterdir()) == []
+    rc, _, err = _run(["relevance", f"{workdir / 'net.py'}:Net", "--input-shape", "1,3,16,16",
+                       "--weights", str(workdir / "weights.safetensors"), "--out", "chart.jpg"], capsys)
+    assert rc == 2 and "--out must end in .png" in err
 
 
 def test_score_command_reports_scale_clusters_and_proxies(workdir, tmp_path, capsys):
@@ -102,6 +121,21 @@ def test_score_command_reports_scale_clusters_and_proxies(workdir, tmp_path, cap
     assert len(data["clusters"]) == 3 and data["std"] >= 0
     assert data["proxies"]["params"] == pytest.approx(914.0)  # 224 + 16 + 584 + 90
     assert data["num_parameters"] == data["proxies"]["params"]
+
+
+def test_graph_summary_and_flops_proxy_print_the_same_figure(workdir, capsys):
+    spec = [f"{workdir / 'net.py'}:Net", "--input-shape", "1,3,16,16"]
+    rc, printed, err = _run(["graph", *spec], capsys)
+    assert rc == 0, err
+    row = next(line for line in printed.splitlines() if "FLOPs per sample (conv + matmul)" in line)
+    graph_flops = int(row.split("│")[-2].strip().replace(",", ""))
+    rc, printed, err = _run(["score", *spec, "--weights", str(workdir / "weights.safetensors"), "--proxies", "flops"],
+                            capsys)
+    assert rc == 0, err
+    proxy_row = next(line for line in printed.splitlines() if "proxy flops" in line)
+    # conv1 2*3*9*8*256 + conv2 2*8*9*8*256 + fc 2*8*10: what torch's FlopCounterMode counts
+    assert graph_flops == 2 * 3 * 9 * 8 * 256 + 2 * 8 * 9 * 8 * 256 + 2 * 8 * 10
+    assert float(proxy_row.split("│")[-2].strip()) == pytest.approx(graph_flops, rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -124,8 +158,8 @@ def test_missing_weights_give_one_clear_line(workdir, tmp_path, capsys, monkeypa
     import nasassist_plugins.predictor.persistence as predictor_module
 
     monkeypatch.setattr(predictor_module, "DEFAULT_WEIGHTS", tmp_path / "absent" / "default.safetensors")
-    head = ["embed", "--data", str(tmp_path)] if command == "embed" else [command, f"{workdir / 'net.py'}:Net",
-                                                                          "--input-shape", "1,3,16,16"]
+    head = (["embed", "--data", str(tmp_path), "--out-dir", str(tmp_path)] if command == "embed"
+            else [command, f"{workdir / 'net.py'}:Net", "--input-shape", "1,3,16,16"])
     rc, _, err = _run(head, capsys)
     assert rc == 2 and "no default predictor weights" in err and "--weights" in err and err.count("\n") == 1
     rc, _, err = _run([*head, "--weights", str(tmp_path / "missing.safetensors")], capsys)
@@ -134,10 +168,13 @@ def test_missing_weights_give_one_clear_line(workdir, tmp_path, capsys, monkeypa
 
 def test_embed_command_rejects_unknown_families_and_missing_data(workdir, tmp_path, capsys):
     weights = str(workdir / "weights.safetensors")
-    rc, _, err = _run(["embed", "--data", str(tmp_path), "--families", "nb999", "--weights", weights], capsys)
+    out = ["--out-dir", str(tmp_path / "maps")]
+    rc, _, err = _run(["embed", "--data", str(tmp_path), "--families", "nb999", "--weights", weights, *out], capsys)
     assert rc == 2 and "unknown family or task 'nb999'" in err
-    rc, _, err = _run(["embed", "--data", str(tmp_path / "nowhere"), "--weights", weights], capsys)
+    rc, _, err = _run(["embed", "--data", str(tmp_path / "nowhere"), "--weights", weights, *out], capsys)
     assert rc == 2 and "not found" in err
+    rc, _, err = _run(["embed", "--data", str(tmp_path), "--weights", weights], capsys)
+    assert rc == 2 and "--out-dir" in err and err.count("\n") == 1
 
 
 def _chain(ops: list[str], name: str) -> ComputationalGraph:
@@ -166,14 +203,14 @@ def _tiny_benchmark(n: int = 12) -> tuple[list[ComputationalGraph], list[float],
     return graphs, values, ["task-a"] * (n // 2) + ["task-b"] * (n - n // 2)
 
 
-def test_embedding_map_draws_four_panels_with_a_path(tmp_path):
+def test_embedding_map_draws_four_panels_with_a_path(tmp_path, png_content, untrained_predictor):
     graphs, values, labels = _tiny_benchmark()
-    predictor = Predictor(hidden_dim=32, ensemble_size=2)
+    predictor = untrained_predictor
     predictor.fit_gate(predictor.embed(graphs), candidates=(2,))
     out = tmp_path / "map.png"
     result = embedding_map(predictor, graphs, values, labels, out, path_graphs=graphs[:3],
                            path_names=["start", "next", "end"])
-    assert out.read_bytes()[:4] == PNG_MAGIC
+    png_content(out, min_width=1000, min_height=900)
     assert result.tsne.shape == result.pca.shape == (12, 2)
     assert result.path_tsne.shape == result.path_pca.shape == (3, 2)
     assert result.scores.min() == 0.0 and result.scores.max() == 1.0
@@ -189,7 +226,7 @@ def test_rank_normalisation_is_per_label():
     assert scores == pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0])
 
 
-def test_relevance_bar_chart(tmp_path):
+def test_relevance_bar_chart_and_table_share_one_order(tmp_path, png_content):
     graphs, _, _ = _tiny_benchmark(2)
 
     class Fake:
@@ -200,7 +237,11 @@ def test_relevance_bar_chart(tmp_path):
 
     table = layer_relevance(Fake(), graphs[0])
     out = plot_relevance(table, tmp_path / "bars.png", top=3)
-    assert out.read_bytes()[:4] == PNG_MAGIC
+    png_content(out, min_width=400, min_height=150)
+    rows = relevance_rows(table, 3)
+    assert len(rows) == min(3, len(table))
+    assert [r.signed_weight for r in rows] == sorted((r.signed_weight for r in rows), reverse=True)
+    assert {r.key for r in rows} == {r.key for r in table.top(3)}
 
 
 def test_path_file_accepts_graph_files_and_specs(workdir, tmp_path):
@@ -214,7 +255,7 @@ def test_path_file_accepts_graph_files_and_specs(workdir, tmp_path):
     assert graphs[0].name == "first" and graphs[1].num_parameters > 0
 
 
-def test_embed_command_on_real_benchmark_data(workdir, tmp_path, capsys, monkeypatch, shared_data):
+def test_embed_command_on_real_benchmark_data(workdir, tmp_path, capsys, monkeypatch, shared_data, png_content):
     """A few NB201 architectures from ../shared/data, through a private copy of the graph
     cache (the shared cache is never written by this test)."""
     from nasassist_plugins.families._cache import default_cache_dir
@@ -232,4 +273,5 @@ def test_embed_command_on_real_benchmark_data(workdir, tmp_path, capsys, monkeyp
                              "--weights", str(workdir / "weights.safetensors"), "--out", str(out),
                              "--path", str(path_file)], capsys)
     assert rc == 0, err
-    assert out.read_bytes()[:4] == PNG_MAGIC and "12 architectures" in printed and "Search path" in printed
+    assert "12 architectures" in printed and "Search path" in printed
+    png_content(out, min_width=1000, min_height=900)

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nasassist_plugins.cli.outputs import add_output_arguments, report_paths
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor, make_console
 from nasassist_plugins.errors import CommandError
 from nasassist_plugins.graph import ComputationalGraph
-
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--families", default="nb201", help="families or tasks, comma-separated (default nb201)")
     parser.add_argument("--limit", type=int, default=500, help="architectures per task (random subset; default 500)")
     add_weights_argument(parser)
-    parser.add_argument("--out", type=Path, default=Path("embedding_map.png"), help="figure PNG (default embedding_map.png)")
+    add_output_arguments(parser, png="embedding_map.png", json_name=None)
     parser.add_argument("--path", type=Path, help="JSON list of graph JSON files or SPEC strings to draw as a path")
     parser.add_argument("--input-shape", help="input shape for SPEC strings in --path (e.g. 1,3,32,32)")
     parser.add_argument("--seed", type=int, default=0)
@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.relevance.report import embedding_map
 
-    if args.out.suffix.lower() != ".png":
-        raise CommandError(f"--out must end in .png, got {args.out}")
+    out, _ = report_paths(args, png="embedding_map.png")
+    if out is None:
+        raise CommandError("say where to write the map: --out-dir DIR (embedding_map.png there) or --out FILE.png")
     if args.limit is not None and args.limit < 2:
         raise CommandError(f"--limit must be at least 2, got {args.limit}")
     if not args.data.is_dir():
@@ -49,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
     path_graphs, path_names = load_path(args.path, args.input_shape) if args.path else ([], [])
     graphs, values, labels = load_benchmark_points(args.families, args.data, args.limit, args.seed, args.jobs)
     console = make_console()
-    result = embedding_map(predictor, graphs, values, labels, args.out, path_graphs=path_graphs,
+    result = embedding_map(predictor, graphs, values, labels, out, path_graphs=path_graphs,
                            path_names=path_names, seed=args.seed,
                            title=f"Predictor embeddings of {', '.join(dict.fromkeys(labels))}")
     if path_graphs:
         console.print(_path_table(predictor, path_graphs, path_names))
-    console.print(f"{len(graphs)} architectures, {len(set(result.clusters.tolist()))} GMM clusters; wrote {args.out}")
+    console.print(f"{len(graphs)} architectures, {len(set(result.clusters.tolist()))} GMM clusters; wrote {out}")
     return 0
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from nasassist_plugins.errors import NASAssistError
 from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.graph.draw import ENGINES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-shape", help="example input shape, e.g. 1,3,32,32 (cells default to 1,3,32,32)")
     parser.add_argument("--out", type=Path, help="write the graph: .json (lossless) or .png (drawing)")
     parser.add_argument("--nodes", action="store_true", help="also list every node")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="how a .png is laid out: graphviz dot when installed (auto, the default), dot, or matplotlib",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from nasassist_plugins.graph.draw import draw_graph
 
-            draw_graph(graph, args.out)
+            draw_graph(graph, args.out, engine=args.engine)
         console.print(f"wrote {args.out}")
     return 0
 
@@ -59,7 +66,8 @@ def summary_table(graph: ComputationalGraph) -> Table:
     table.add_row("edges", f"{s.num_edges:,}")
     table.add_row("weighted nodes", f"{s.num_weighted_nodes:,}")
     table.add_row("parameters", f"{s.num_parameters:,}")
-    table.add_row("FLOPs (estimate, per sample)", f"{s.flops:,}")
+    table.add_row("FLOPs per sample (conv + matmul)", f"{s.matmul_flops:,}")
+    table.add_row("FLOPs incl. element-wise ops", f"{s.flops:,}")
     table.add_row("tracer", str(graph.metadata.get("tracer", "-")))
     table.add_row("WL hash", graph.wl_hash())
     table.add_row("op counts", ", ".join(f"{op} {n}" for op, n in s.op_counts.items()))

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from nasassist_plugins.cli.outputs import add_output_arguments, report_paths
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor, make_console
 from nasassist_plugins.errors import CommandError
-
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rank a model's layers by how much masking each lowers the predicted score",
         description=(
             "Masks one layer (module) at a time, re-predicts, and reports each layer's predicted drop and "
-            "normalised weight. SPEC is file.py:ClassOrFactory, package.module:attr, model.onnx, "
+            "share (drop / sum of |drop| over all layers; the chart's bars show the same share). Layers are "
+            "sorted by share, largest first; # is the layer's position in graph order. Files are written "
+            "only where you say: --out-dir DIR (relevance.png and relevance.json there), or --out / --json. "
+            "SPEC is file.py:ClassOrFactory, package.module:attr, model.onnx, "
             "nb201:<arch_str>, nb101:<json>, darts:<json> or tnb101:<arch_str>."
         ),
     )
@@ -27,8 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_weights_argument(parser)
     parser.add_argument("--data-driven", choices=("synflow", "snip"), help="also compute per-module saliency")
     parser.add_argument("--saliency-batch", type=int, default=8, help="batch size for --data-driven (default 8)")
-    parser.add_argument("--out", type=Path, default=Path("relevance.png"), help="bar chart PNG (default relevance.png)")
-    parser.add_argument("--json", type=Path, help="write the full tables as JSON")
+    add_output_arguments(parser, png="relevance.png", json_name="relevance.json")
     parser.add_argument("--top", type=int, default=40, help="layers shown in the table and chart (largest |drop|; default 40)")
     parser.set_defaults(func=run)
 
@@ -38,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.relevance import data_driven_relevance, layer_relevance
     from nasassist_plugins.relevance.report import plot_relevance, relevance_rich_table
 
-    if args.out.suffix.lower() != ".png":
-        raise CommandError(f"--out must end in .png, got {args.out}")
+    png, json_path = report_paths(args, png="relevance.png", json_name="relevance.json")
     if args.top is not None and args.top < 1:
         raise CommandError(f"--top must be positive, got {args.top}")
     predictor = load_predictor(args.weights)
@@ -55,13 +55,17 @@ def run(args: argparse.Namespace) -> int:
         saliency = data_driven_relevance(resolved.model, batch_shape, method=args.data_driven)
     console = make_console()
     console.print(relevance_rich_table(table, saliency, top=args.top))
-    plot_relevance(table, args.out, saliency, top=args.top)
-    console.print(f"wrote {args.out}")
-    if args.json is not None:
+    if png is not None:
+        plot_relevance(table, png, saliency, top=args.top)
+        console.print(f"wrote {png}")
+    if json_path is not None:
         payload = table.to_dict()
         if saliency is not None:
             payload["data_driven"] = saliency.to_dict()
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1))
-        console.print(f"wrote {args.json}")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(payload, indent=1))
+        console.print(f"wrote {json_path}")
+    if png is None and json_path is None:
+        console.print("(nothing written: --out-dir DIR saves the bar chart and the JSON tables)")
     return 0
+

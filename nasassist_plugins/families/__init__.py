@@ -35,7 +35,9 @@ from typing import Any, Callable
 
 from nasassist_plugins.families._base import (
     BenchmarkFamily,
+    graph_store_for,
     load,
+    read_table,
     sample_specs,
     trace_spec,
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from nasassist_plugins.errors import GraphError
-from nasassist_plugins.graph.node_stats import node_flops, node_numeric_features
+from nasassist_plugins.graph.node_stats import MATMUL_OPS, node_flops, node_numeric_features
 from nasassist_plugins.graph.ops import OP_VOCABULARY, is_known_op, is_weighted_op
 from nasassist_plugins.graph.validation import check_finite, checked_attr
 
@@ -128,6 +128,9 @@ class GraphSummary:
     flops: int
     op_counts: dict[str, int]
     unknown_ops: tuple[str, ...]
+    #: FLOPs of convolutions, linear layers and attention only, as the ``flops`` proxy
+    #: (torch's ``FlopCounterMode``) counts them, leaving element-wise ops out.
+    matmul_flops: int = 0
 
 
 class ComputationalGraph:
@@ -286,6 +289,15 @@ class ComputationalGraph:
         """
         return sum(node_flops(n) for n in self._nodes)
 
+    @property
+    def matmul_flops(self) -> int:
+        """FLOPs of convolutions, linear layers and attention only (multiply-add counted as two).
+
+        The convention of torch's ``FlopCounterMode`` and so of the ``flops`` zero-cost proxy:
+        element-wise ops, normalisation and pooling are left out. :attr:`flops` counts them too.
+        """
+        return sum(node_flops(n) for n in self._nodes if n.op_type in MATMUL_OPS)
+
     def op_counts(self) -> Counter[str]:
         return Counter(n.op_type for n in self._nodes)
 
@@ -304,10 +316,12 @@ class ComputationalGraph:
             flops=self.flops,
             op_counts=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             unknown_ops=tuple(sorted({n.op_type for n in self._nodes if not n.known})),
+            matmul_flops=self.matmul_flops,
         )
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict[str, Any]:
+        """The graph as a JSON-able dict (format, version, name, nodes, edges, metadata)."""
         return {
             "format": GRAPH_FORMAT,
             "version": GRAPH_FORMAT_VERSION,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 if TYPE_CHECKING:
     from nasassist_plugins.graph.computational_graph import Node
 
-__all__ = ["node_flops", "node_numeric_features"]
+__all__ = ["MATMUL_OPS", "node_flops", "node_numeric_features"]
 
 
 def _prod(values: Iterable[int]) -> int:
@@ -29,6 +29,8 @@ def _per_sample_size(shape: Any) -> int:
 
 
 _CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "conv_transpose2d"})
+#: Ops whose FLOPs the ``flops`` proxy (torch's ``FlopCounterMode``) counts: matrix products only.
+MATMUL_OPS = _CONV_OPS | {"linear", "attention"}
 _NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "instancenorm"})
 _FREE_OPS = frozenset(
     {"reshape", "flatten", "transpose", "identity", "dropout", "input", "output", "slice", "split", "concat", "zero"}

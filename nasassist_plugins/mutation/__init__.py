@@ -12,8 +12,11 @@ Pieces, one job each:
   mutator on any failure);
 * :mod:`.prompts` — every prompt, versioned, and the reply parsers;
 * :mod:`.annotate` — relevance comments on the source lines of layers;
-* :mod:`.sandbox` — AST allowlist + resource-limited child process: generated code never
-  runs in the caller's process;
+* :mod:`.sandbox` — a cheap AST filter, then a child isolated by the operating system
+  (bubblewrap namespaces, read-only file system, no network, unprivileged user, seccomp,
+  limits): generated code never runs in the caller's process, and without strong
+  isolation it does not run at all (:class:`IsolationReport` says why and how to fix it);
+* :mod:`.redact` — secrets and terminal controls kept out of logs, reports and prompts;
 * :mod:`.loop` — :func:`improve` (source) and :func:`improve_params` (parameter sets);
 * :mod:`.integration` — proposals as Optuna trials (:func:`enqueue_source_proposal`,
   :func:`get_source_proposal`, :func:`enqueue_param_proposals`).
@@ -53,12 +56,13 @@ from nasassist_plugins.mutation.llm_proposer import LLMProposer
 from nasassist_plugins.mutation.loop import HistoryEntry, ImproveResult, ParamsResult, improve, improve_params
 from nasassist_plugins.mutation.offline import RelevanceGuidedMutator
 from nasassist_plugins.mutation.prompts import PROMPT_VERSION
-from nasassist_plugins.mutation.sandbox import Sandbox, SandboxLimits, SandboxResult, validate_source
+from nasassist_plugins.mutation.sandbox import IsolationReport, Sandbox, SandboxLimits, SandboxResult, validate_source
 
 __all__ = [
     "PROMPT_VERSION",
     "HistoryEntry",
     "ImproveResult",
+    "IsolationReport",
     "LLMBudgetExceeded",
     "LLMClient",
     "LLMConfig",

@@ -62,6 +62,8 @@ class SourceRequest:
         rng: randomness for the proposer.
         predictor, sandbox: shared with the loop, so an offline proposer can pre-screen.
         target: description of the score's scale, for prompts.
+        trusted_source: ``source`` is the user's model or offline edits of it (no
+            generated code), so edits of it may be built without strong isolation.
     """
 
     source: str
@@ -76,6 +78,7 @@ class SourceRequest:
     predictor: Any = None
     sandbox: "Sandbox | None" = None
     target: str = ""
+    trusted_source: bool = False
 
 
 @dataclass

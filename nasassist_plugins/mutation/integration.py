@@ -71,19 +71,27 @@ class SourceProposal:
         return ComputationalGraph.from_dict(json.loads(self.graph_json))
 
     def evaluate(self, trainer: str, trainer_kwargs: Mapping[str, Any] | None = None, *,
-                 limits: SandboxLimits | None = None, sandbox: Sandbox | None = None) -> Any:
+                 limits: SandboxLimits | None = None, sandbox: Sandbox | None = None, trusted: bool = False) -> Any:
         """Train/evaluate the model in a sandbox child with ``trainer(model, **trainer_kwargs)``.
 
         ``trainer`` is ``"package.module:function"`` (trusted code, importable in a fresh
-        interpreter); its JSON-serialisable return value is returned here.
+        interpreter: put its directory, and its data, in the sandbox's ``extra_paths`` and
+        ``read_paths``); its JSON-serialisable return value is returned here. ``trusted``
+        (default False): the source is the user's own code, which may be trained without
+        strong isolation; generated code is refused there.
 
         Raises:
             ProposalRejected: the model failed to build, or the trainer failed or ran out
-                of its limits (the reason says which).
+                of its limits, or strong isolation is unavailable (the reason says which).
         """
+        own = sandbox is None
         sandbox = sandbox or Sandbox(limits or SandboxLimits(cpu_s=3600, memory_mb=8192, wall_s=120, train_wall_s=3600))
-        result = sandbox.train(self.source, self.input_shape, trainer, entry=self.entry,
-                               trainer_kwargs=trainer_kwargs, limits=limits)
+        try:
+            result = sandbox.train(self.source, self.input_shape, trainer, entry=self.entry,
+                                   trainer_kwargs=trainer_kwargs, limits=limits, trusted=trusted)
+        finally:
+            if own:
+                sandbox.close()
         result.raise_if_rejected()
         return result.value
 
@@ -107,18 +115,25 @@ def enqueue_source_proposal(
     origin: str = "",
     expected_output_shape: Sequence[int] | None = None,
     sandbox: Sandbox | None = None,
+    trusted: bool = False,
 ) -> SourceProposal:
     """Validate ``source`` in the sandbox and enqueue it as a trial of ``study``.
 
     ``params`` are the trial's fixed parameters (e.g. the training hyper-parameters to use
-    with this model; may be empty). Raises :class:`ProposalRejected` (nothing enqueued)
-    when the sandbox refuses the source or its output shape differs from
-    ``expected_output_shape``.
+    with this model; may be empty). ``trusted`` (default False): the source is the user's
+    own code, which may be built without strong isolation. Raises
+    :class:`ProposalRejected` (nothing enqueued) when the sandbox refuses the source or its
+    output shape differs from ``expected_output_shape``.
     """
     if not hasattr(study, "enqueue_trial"):
         raise MutationError(f"expected an optuna.Study, got {type(study).__name__}")
+    own = sandbox is None
     sandbox = sandbox or Sandbox()
-    result = sandbox.check(source, tuple(input_shape), entry=entry).raise_if_rejected()
+    try:
+        result = sandbox.check(source, tuple(input_shape), entry=entry, trusted=trusted).raise_if_rejected()
+    finally:
+        if own:
+            sandbox.close()
     if expected_output_shape is not None and tuple(result.output_shape or ()) != tuple(expected_output_shape):
         raise ProposalRejected("wrong-output-shape",
                                f"output shape {tuple(result.output_shape or ())}, expected {tuple(expected_output_shape)}")

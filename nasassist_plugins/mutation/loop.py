@@ -34,6 +34,7 @@ from nasassist_plugins.mutation.annotate import annotate_source, line_relevance
 from nasassist_plugins.mutation.base import ParameterProposer, SourceProposer, SourceRequest, source_digest
 from nasassist_plugins.mutation.errors import MutationError, ProposalRejected
 from nasassist_plugins.mutation.prompts import PROMPT_VERSION, Attempt, Constraints
+from nasassist_plugins.mutation.redact import redact
 from nasassist_plugins.mutation.sandbox import Sandbox, check_source
 from nasassist_plugins.mutation.space import params_key
 from nasassist_plugins.relevance import layer_relevance
@@ -173,90 +174,97 @@ def improve(
         raise MutationError(f"param_budget must be positive, got {param_budget!r}")
     source, entry = _source_and_entry(model_or_source, entry)
     input_shape = _input_shape(example_input, model_or_source)
+    own_sandbox = sandbox is None
     sandbox = sandbox or Sandbox()
-    if predictor is None:
-        from nasassist_plugins.predictor import Predictor
+    try:
+        if predictor is None:
+            from nasassist_plugins.predictor import Predictor
 
-        predictor = Predictor.load_default()
-    if proposer is None:
-        from nasassist_plugins.mutation.offline import RelevanceGuidedMutator
+            predictor = Predictor.load_default()
+        if proposer is None:
+            from nasassist_plugins.mutation.offline import RelevanceGuidedMutator
 
-        proposer = RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox)
-    if not hasattr(proposer, "propose_source"):
-        raise MutationError(f"{type(proposer).__name__} cannot propose source (it has no propose_source method)")
+            proposer = RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox)
+        if not hasattr(proposer, "propose_source"):
+            raise MutationError(f"{type(proposer).__name__} cannot propose source (it has no propose_source method)")
 
-    base = sandbox.check(source, input_shape, entry=entry)
-    if not base.ok:
-        raise MutationError(f"the starting model {entry} cannot be built in the sandbox on an input of shape {input_shape} "
-                            f"({base.reason}): {base.detail}")
-    base_graph = base.graph()
-    base_pred = _predict_one(predictor, base_graph)
-    constraints = Constraints(entry, input_shape, tuple(base.output_shape or ()), int(base.num_params or 0), param_budget)
-    target = str(getattr(predictor, "target_description", ""))
+        base = sandbox.check(source, input_shape, entry=entry, trusted=True)  # the user's own model
+        if not base.ok:
+            raise MutationError(f"the starting model {entry} cannot be built in the sandbox on an input of shape {input_shape} "
+                                f"({base.reason}): {base.detail}")
+        base_graph = base.graph()
+        base_pred = _predict_one(predictor, base_graph)
+        constraints = Constraints(entry, input_shape, tuple(base.output_shape or ()), int(base.num_params or 0), param_budget)
+        target = str(getattr(predictor, "target_description", ""))
 
-    best = {"source": source, "graph": base_graph, "pred": base_pred, "params": int(base.num_params or 0), "lineage": []}
-    best_request: SourceRequest | None = None
-    history: list[HistoryEntry] = []
-    attempts: list[Attempt] = []
-    seen = {source_digest(source)}
-    rng = np.random.RandomState(seed)
-    converged = False
-    for iteration in range(1, max_iterations + 1):
-        started = time.monotonic()
-        if best_request is None or best_request.source != best["source"]:
-            table = layer_relevance(predictor, best["graph"])
-            per_line = line_relevance(best["source"], entry, table.rows)
-            best_request = SourceRequest(
-                source=best["source"], entry=entry, annotated_source=annotate_source(best["source"], entry, table.rows),
-                line_relevance=per_line, predicted=best["pred"], constraints=constraints, seen=seen, rng=rng,
-                predictor=predictor, sandbox=sandbox, target=target,
-            )
-        best_request.attempts = list(attempts)
-        candidate = proposer.propose_source(best_request)
-        if candidate is None:
-            history.append(HistoryEntry(iteration, "none", "the proposer had nothing left to propose", None, False,
-                                        "exhausted", seconds=time.monotonic() - started))
+        best = {"source": source, "graph": base_graph, "pred": base_pred, "params": int(base.num_params or 0), "lineage": [],
+                "trusted": True}  # the user's model, or offline edits of it: no generated code
+        best_request: SourceRequest | None = None
+        history: list[HistoryEntry] = []
+        attempts: list[Attempt] = []
+        seen = {source_digest(source)}
+        rng = np.random.RandomState(seed)
+        converged = False
+        for iteration in range(1, max_iterations + 1):
+            started = time.monotonic()
+            if best_request is None or best_request.source != best["source"]:
+                table = layer_relevance(predictor, best["graph"])
+                per_line = line_relevance(best["source"], entry, table.rows)
+                best_request = SourceRequest(
+                    source=best["source"], entry=entry, annotated_source=annotate_source(best["source"], entry, table.rows),
+                    line_relevance=per_line, predicted=best["pred"], constraints=constraints, seen=seen, rng=rng,
+                    predictor=predictor, sandbox=sandbox, target=target, trusted_source=bool(best["trusted"]),
+                )
+            best_request.attempts = list(attempts)
+            candidate = proposer.propose_source(best_request)
+            if candidate is None:
+                history.append(HistoryEntry(iteration, "none", "the proposer had nothing left to propose", None, False,
+                                            "exhausted", seconds=time.monotonic() - started))
+                if on_iteration:
+                    on_iteration(history[-1])
+                break
+            seen.add(candidate.digest)
+            entry_row = HistoryEntry(iteration, redact(candidate.origin, 60), redact(candidate.explanation, 1000), None,
+                                     False, digest=candidate.digest)
+            try:
+                result = candidate.sandbox_result or _check_candidate(sandbox, candidate.source, input_shape, entry)
+                result.raise_if_rejected()
+                if tuple(result.output_shape or ()) != constraints.output_shape:
+                    raise ProposalRejected("wrong-output-shape", f"output shape {tuple(result.output_shape or ())}, "
+                                           f"expected {constraints.output_shape}")
+                low, high = constraints.param_range
+                if result.num_params is None or not low <= result.num_params <= high:
+                    raise ProposalRejected("parameter-budget", f"{result.num_params:,} parameters, allowed {low:,}..{high:,}")
+                graph = result.graph()
+                score = _predict_one(predictor, graph)
+                entry_row.predicted = score
+                entry_row.num_params = result.num_params
+                entry_row.accepted = True
+                attempts.append(Attempt(entry_row.explanation, predicted=score))
+                if threshold is not None and score >= threshold:
+                    converged = True
+                if score > best["pred"]:
+                    lineage = best["lineage"] + [candidate.explanation or candidate.origin]
+                    best = {"source": candidate.source, "graph": graph, "pred": score, "params": int(result.num_params),
+                            "lineage": lineage, "trusted": best["trusted"] and candidate.origin.startswith("offline:")}
+            except ProposalRejected as exc:
+                entry_row.reason = redact(f"{exc.reason}: {exc.detail}", 500)
+                attempts.append(Attempt(entry_row.explanation, rejected=entry_row.reason[:200]))
+            entry_row.seconds = time.monotonic() - started
+            history.append(entry_row)
             if on_iteration:
-                on_iteration(history[-1])
-            break
-        seen.add(candidate.digest)
-        entry_row = HistoryEntry(iteration, candidate.origin, candidate.explanation, None, False, digest=candidate.digest)
-        try:
-            result = candidate.sandbox_result or sandbox.check(candidate.source, input_shape, entry=entry)
-            result.raise_if_rejected()
-            if tuple(result.output_shape or ()) != constraints.output_shape:
-                raise ProposalRejected("wrong-output-shape", f"output shape {tuple(result.output_shape or ())}, "
-                                       f"expected {constraints.output_shape}")
-            low, high = constraints.param_range
-            if result.num_params is None or not low <= result.num_params <= high:
-                raise ProposalRejected("parameter-budget", f"{result.num_params:,} parameters, allowed {low:,}..{high:,}")
-            graph = result.graph()
-            score = _predict_one(predictor, graph)
-            entry_row.predicted = score
-            entry_row.num_params = result.num_params
-            entry_row.accepted = True
-            attempts.append(Attempt(candidate.explanation, predicted=score))
-            if threshold is not None and score >= threshold:
-                converged = True
-            if score > best["pred"]:
-                lineage = best["lineage"] + [candidate.explanation or candidate.origin]
-                best = {"source": candidate.source, "graph": graph, "pred": score, "params": int(result.num_params),
-                        "lineage": lineage}
-        except ProposalRejected as exc:
-            entry_row.reason = f"{exc.reason}: {exc.detail}"
-            attempts.append(Attempt(candidate.explanation, rejected=entry_row.reason[:200]))
-        entry_row.seconds = time.monotonic() - started
-        history.append(entry_row)
-        if on_iteration:
-            on_iteration(entry_row)
-        if converged:
-            break
-    return ImproveResult(
-        source=best["source"], original_source=source, entry=entry, predicted=float(best["pred"]),
-        baseline_predicted=float(base_pred), threshold=threshold, converged=converged, iterations=len(history),
-        explanation=_join_lineage(best["lineage"]), history=history, graph=best["graph"], num_params=int(best["params"]),
-        baseline_num_params=int(base.num_params or 0),
-    )
+                on_iteration(entry_row)
+            if converged:
+                break
+        return ImproveResult(
+            source=best["source"], original_source=source, entry=entry, predicted=float(best["pred"]),
+            baseline_predicted=float(base_pred), threshold=threshold, converged=converged, iterations=len(history),
+            explanation=_join_lineage(best["lineage"]), history=history, graph=best["graph"], num_params=int(best["params"]),
+            baseline_num_params=int(base.num_params or 0),
+        )
+    finally:
+        if own_sandbox:  # stop the sandbox child this call started
+            sandbox.close()
 
 
 # ----------------------------------------------------------------------------- parameter loop
@@ -312,6 +320,14 @@ def improve_params(
 
 
 # ----------------------------------------------------------------------------- helpers
+def _check_candidate(sandbox: Sandbox, source: str, input_shape: tuple[int, ...], entry: str) -> Any:
+    """Build a proposal as generated (untrusted) code; any failure of the checking itself is a refusal."""
+    try:
+        return sandbox.check(source, input_shape, entry=entry)
+    except Exception as exc:  # noqa: BLE001 - e.g. the sandbox could not start: refuse this proposal, go on
+        raise ProposalRejected("sandbox-error", redact(f"{type(exc).__name__}: {exc}", 300)) from None
+
+
 def _join_lineage(steps: list[str]) -> str:
     """The explanations of every accepted step from the original to the best model, in order."""
     if len(steps) <= 1:

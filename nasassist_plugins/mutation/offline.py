@@ -421,7 +421,7 @@ class RelevanceGuidedMutator:
             sandbox = self.sandbox = Sandbox()
         constraints = request.constraints
         results = sandbox.check_many([e.source for e in edits], constraints.input_shape,
-                                     entries=[request.entry] * len(edits))
+                                     entries=[request.entry] * len(edits), trusted=request.trusted_source)
         low, high = constraints.param_range
         kept: list[tuple[Any, Any, ComputationalGraph]] = []
         for edit, result in zip(edits, results):

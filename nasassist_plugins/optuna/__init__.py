@@ -1,5 +1,5 @@
 """Optuna plugin: a sampler that plans architectures with the zero-shot predictor and a
-pruner that stops trials by zero-shot score and learning-curve extrapolation.
+pruner that stops trials by zero-shot score and learning-curve extrapolation::
 
     import optuna
     from nasassist_plugins.optuna import NASAssistSampler, NASAssistPruner
@@ -10,7 +10,8 @@ pruner that stops trials by zero-shot score and learning-curve extrapolation.
         pruner=NASAssistPruner(max_resource=epochs - 1, lower_bound=0.0, upper_bound=1.0),
     )
 
-Public API:
+Public API::
+
     NASAssistSampler  BaseSampler: candidates → predictor → acquisition → the trial's plan
     NASAssistPruner   BasePruner: zero-shot pruning at step 0 + learning-curve extrapolation
     report_model      store a zero-shot score for a trial planned by another sampler

@@ -50,7 +50,7 @@ class Layer:
 
     @property
     def op_summary(self) -> str:
-        """Compact op list: ``conv2d`` or ``relu×3`` for a module called three times."""
+        """Compact op list, e.g. ``conv2d``, or ``relu×3`` for a module called three times."""
         counts: dict[str, int] = {}
         for op in self.op_types:
             counts[op] = counts.get(op, 0) + 1

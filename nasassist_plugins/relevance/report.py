@@ -3,7 +3,8 @@
 * :func:`relevance_rich_table` / :func:`plot_relevance` — the terminal table (in the
   spirit of the thesis's annotated-layer listing) and a horizontal bar chart of a
   :class:`~nasassist_plugins.relevance.RelevanceTable`, optionally beside a
-  data-driven :class:`~nasassist_plugins.relevance.SaliencyTable`;
+  data-driven :class:`~nasassist_plugins.relevance.SaliencyTable`; both sort and
+  normalise layers one way (:data:`RELEVANCE_ORDER`);
 * :func:`embedding_map` — 2-D maps (t-SNE and PCA) of predictor embeddings, shaded by
   rank-normalised accuracy and by GMM cluster (2 × 2 panels), with an optional search
   path drawn on top as a line of arrows.
@@ -24,12 +25,14 @@ from nasassist_plugins.errors import ReportError
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = [
+    "RELEVANCE_ORDER",
     "EmbeddingMap",
     "ReportError",
     "embedding_map",
     "plot_relevance",
     "rank_normalise_per_label",
     "relevance_rich_table",
+    "relevance_rows",
 ]
 
 _BAR_WIDTH = 16
@@ -71,12 +74,30 @@ def _save(fig: Any, out: Path, **kwargs: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- relevance
+#: How the relevance table and chart order and normalise layers (one way for both).
+RELEVANCE_ORDER = (
+    "share = predicted drop / sum of |predicted drop| over all layers (the table's share and the "
+    "chart's bar; negative: masking raises the prediction); layers sorted by share, largest first, "
+    "ties in graph order; # = the layer's position in graph order"
+)
+
+
+def relevance_rows(table: Any, top: int | None = None) -> list:
+    """The rows the table and the chart show: the ``top`` layers with the largest
+    ``|predicted drop|`` (all when ``None``), sorted by share, largest first, ties in
+    graph order (see :data:`RELEVANCE_ORDER`)."""
+    return sorted(table.top(top), key=lambda r: (-r.signed_weight, r.order))
+
+
 def relevance_rich_table(table: Any, data_driven: Any = None, top: int | None = None):
     """A ``rich.table.Table`` of a relevance table (and a saliency table beside it).
 
-    Columns: traversal position, module, ops, parameters, predicted drop, weight, the
-    data-driven weight when given ("–" for modules without parameters), and a bar of the signed weight (green ``█``: the layer helps; red
-    ``░``: masking it raises the prediction; the glyphs differ so it reads without colour).
+    Rows are sorted as :func:`relevance_rows` says. Columns: position in graph order,
+    module, ops, parameters, predicted drop, share (the drop over the sum of all
+    absolute drops: the same number as the chart's bar), the data-driven share when
+    given (saliency over the sum of all saliencies; "–" for modules without
+    parameters), and a bar of the share (green ``█``: the layer helps; red ``░``:
+    masking it raises the prediction; the glyphs differ so it reads without colour).
     """
     from rich.table import Table
     from rich.text import Text
@@ -85,18 +106,19 @@ def relevance_rich_table(table: Any, data_driven: Any = None, top: int | None = 
         f"Layer relevance of {table.graph_name}: baseline {table.baseline_mean:.4f} ± {table.baseline_std:.4f}"
         + (f" ({table.target_description})" if table.target_description else "")
     )
-    rows = table.top(top)
-    caption = None if len(rows) == len(table) else f"{len(rows)} of {len(table)} layers (largest |drop|)"
+    rows = relevance_rows(table, top)
+    shown = "" if len(rows) == len(table) else f"{len(rows)} of {len(table)} layers (largest |drop|); "
+    caption = shown + "sorted by share, largest first; share = drop / Σ|drop|; # = position in graph order"
     out = Table(title=title, caption=caption)
     out.add_column("#", justify="right", style="dim")
     out.add_column("module")
     out.add_column("ops")
     out.add_column("params", justify="right")
     out.add_column("predicted drop", justify="right")
-    out.add_column("weight", justify="right")
+    out.add_column("share", justify="right")
     saliency = data_driven.weights if data_driven is not None else None
     if saliency is not None:
-        out.add_column(f"{data_driven.method} weight", justify="right")
+        out.add_column(f"{data_driven.method} share", justify="right")
     out.add_column("relevance", no_wrap=True)
     scale = max((abs(r.signed_weight) for r in table.rows), default=0.0) or 1.0
     for r in rows:
@@ -106,7 +128,7 @@ def relevance_rich_table(table: Any, data_driven: Any = None, top: int | None = 
             r.op_summary,
             f"{r.num_params:,}",
             f"{r.delta:+.4g}",
-            f"{r.weight:.4f}",
+            f"{r.signed_weight:+.4f}",
         ]
         if saliency is not None:
             cells.append(f"{saliency[r.key]:.4f}" if r.key in saliency else "–")
@@ -123,18 +145,19 @@ def plot_relevance(
     top: int | None = None,
     title: str | None = None,
 ) -> Path:
-    """Horizontal bar chart of per-layer relevance, first layer at the top.
+    """Horizontal bar chart of per-layer relevance, in the table's order (largest share on top).
 
-    Bars show each layer's signed weight (share of the total absolute predicted drop;
-    negative in red). With ``data_driven``, a second, grey bar per layer shows the
-    module's normalised saliency, on the same "share of the total" scale.
+    Bars show each layer's share (predicted drop over the sum of all absolute drops;
+    negative in red), the same number as the table's share column. With ``data_driven``,
+    a second, grey bar per layer shows the module's saliency share (saliency over the sum
+    of all saliencies), on the same "share of the total" scale.
     """
     out = _checked_png(out)
-    rows = table.top(top)
+    rows = relevance_rows(table, top)
     if not rows:
         raise ReportError("the relevance table has no layers to plot")
     plt = _pyplot()
-    labels = [f"{r.key}  ({r.op_summary})" for r in rows]
+    labels = [f"#{r.order + 1} {r.key}  ({r.op_summary})" for r in rows]
     y = np.arange(len(rows))
     values = np.array([r.signed_weight for r in rows])
     colours = [_POSITIVE if v >= 0 else _NEGATIVE for v in values]
@@ -158,7 +181,9 @@ def plot_relevance(
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("share of the total: |predicted drop| when masked" + (", or saliency" if data_driven is not None else ""))
+        ax.set_xlabel("share: predicted drop when masked / Σ|drop|"
+                      + ("; saliency / Σ saliency" if data_driven is not None else "")
+                      + "  (sorted, largest first; # = graph order)")
         ax.set_title(
             title
             or f"Layer relevance of {table.graph_name} (baseline {table.baseline_mean:.3f} ± {table.baseline_std:.3f})",

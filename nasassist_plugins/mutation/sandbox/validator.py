@@ -18,8 +18,19 @@ model-shaped subset of Python:
   no torch escape hatches (``torch.load``/``save``/``hub``/``jit``/``ops``/``utils``/
   ``library``/``from_file``/storages, ...), no ``str.format`` (it reads attributes by
   name), no ``typing.get_type_hints`` (it evaluates strings);
+* no attribute named like a module or function that leads outside the model: a fixed
+  list (``os``, ``sys``, ``builtins``, ``ctypes``, ``np``, ``operator``, frame attributes
+  such as ``f_globals``...) plus every name under which torch, ``torch.nn``,
+  ``torch.nn.functional``, ``math`` or ``typing`` re-export — at any depth — a module or
+  a callable of ``os``, ``sys``, ``io``, ``pickle``, ``subprocess``, ``numpy``...
+  (:func:`escape_attribute_names`, computed from the installed torch);
 * no assignment to attributes of anything but ``self`` (nothing can patch ``torch``);
-* dunder method definitions only for ``__init__``.
+* dunder method definitions only for ``__init__``;
+* no nesting deeper than :data:`MAX_NESTING` (a 4 KB ``x+x+...`` must not crash the
+  checker with ``RecursionError``).
+
+This is a cheap first filter, not a boundary: the sandbox contains whatever passes it by
+operating-system means (see :mod:`.isolation`).
 
 :func:`validate_source` returns a :class:`ValidationReport` listing every violation with
 its line, or raises :class:`~nasassist_plugins.mutation.errors.ProposalRejected`
@@ -29,6 +40,9 @@ through :func:`check_source`.
 from __future__ import annotations
 
 import ast
+import sys
+import types
+import warnings
 from dataclasses import dataclass, field
 
 from nasassist_plugins.mutation.errors import ProposalRejected
@@ -38,7 +52,9 @@ __all__ = [
     "MAX_SOURCE_CHARS",
     "ValidationReport",
     "Violation",
+    "MAX_NESTING",
     "check_source",
+    "escape_attribute_names",
     "module_classes",
     "validate_source",
 ]
@@ -47,6 +63,8 @@ __all__ = [
 ALLOWED_MODULES = frozenset({"torch", "torch.nn", "torch.nn.functional", "math", "typing"})
 #: Refuse sources longer than this before parsing them (parser resource exhaustion).
 MAX_SOURCE_CHARS = 200_000
+#: Refuse syntax trees nested deeper than this (the checker and the compiler recurse).
+MAX_NESTING = 100
 _MAX_AST_NODES = 50_000
 
 _FORBIDDEN_NAMES = frozenset(
@@ -69,9 +87,33 @@ _FORBIDDEN_ATTRS = frozenset(
         "untyped_storage", "UntypedStorage", "TypedStorage", "Storage", "share_memory_", "serialization",
         "profiler", "testing", "overrides", "format", "format_map", "get_type_hints", "ForwardRef",
         "NamedTuple", "TypedDict", "system", "popen", "tofile", "load_state_dict", "register_load_state_dict_post_hook",
-        "cpp_extension", "_dynamo", "set_default_device", "__dict__",
+        "cpp_extension", "_dynamo", "set_default_device", "__dict__", "dump", "dumps", "compiler", "inductor",
+        "importer", "package_importer", "package_exporter", "rpc", "monitor", "collect_env", "gds", "custom_ops",
+        # modules and the doors they open (also found by escape_attribute_names where torch re-exports them)
+        "os", "sys", "builtins", "bltns", "importlib", "ctypes", "subprocess", "socket", "shutil", "pickle", "marshal",
+        "io", "pathlib", "tempfile", "glob", "multiprocessing", "mp", "threading", "signal", "resource", "gc",
+        "inspect", "linecache", "runpy", "np", "numpy", "operator", "types", "traceback", "codecs", "platform",
+        "logging", "posix", "fcntl", "mmap", "pty", "urllib", "http", "environ", "getenv", "putenv", "popen",
+        "spawnv", "execv", "execve", "fork", "kill", "killpg", "unlink", "remove", "rmdir", "rmtree", "chmod",
+        "urlopen", "attrgetter", "methodcaller", "FunctionType", "CodeType", "ModuleType", "MethodType",
+        # frames and code objects (their globals hold the real builtins)
+        "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "gi_frame", "gi_code", "cr_frame", "ag_frame",
+        "tb_frame", "tb_next", "co_consts", "co_code", "func_globals", "mro",
     }
 )  # fmt: skip
+# Modules whose re-exports (as a module or as one of their callables) lead outside a model's computation.
+_ESCAPE_MODULES = frozenset(
+    """os sys builtins importlib ctypes _ctypes subprocess _posixsubprocess socket _socket shutil pickle _pickle marshal
+    io _io pathlib tempfile glob gzip bz2 lzma tarfile zipfile multiprocessing _multiprocessing threading _thread signal
+    _signal resource gc inspect linecache runpy pty posix fcntl mmap urllib http logging numpy platform sysconfig atexit
+    code codeop pdb trace tokenize fileinput pwd grp selectors asyncio concurrent codecs _codecs posixpath genericpath
+    ntpath copyreg pickletools types operator _operator dis ast uuid webbrowser pydoc site zipimport pkgutil shelve dbm
+    sqlite3 smtplib ftplib telnetlib xmlrpc ssl mailbox faulthandler tracemalloc cProfile profile timeit doctest unittest
+    venv ensurepip distutils setuptools pkg_resources pynvml sympy jinja2 fsspec filelock networkx traceback
+    argparse""".split()
+)
+_ESCAPE_BUILTINS = ("open", "eval", "exec", "compile", "getattr", "setattr", "delattr", "__import__", "globals", "locals",
+                    "vars", "input", "breakpoint", "memoryview", "type")
 _TYPING_NAMES = frozenset(
     {"Any", "Optional", "List", "Tuple", "Dict", "Sequence", "Union", "Callable", "Iterable", "Mapping",
      "Set", "FrozenSet", "Literal", "Final", "ClassVar", "cast", "TYPE_CHECKING"}
@@ -136,14 +178,92 @@ def validate_source(source: str) -> ValidationReport:
     except (RecursionError, MemoryError, ValueError) as exc:
         report.violations.append(Violation("syntax-error", f"source cannot be parsed: {type(exc).__name__}"))
         return report
-    if sum(1 for _ in ast.walk(tree)) > _MAX_AST_NODES:
+    nodes, depth = _size_and_depth(tree)
+    if nodes > _MAX_AST_NODES:
         report.violations.append(Violation("too-long", f"source has more than {_MAX_AST_NODES:,} syntax nodes"))
         return report
-    _Checker(report).check(tree)
-    report.classes = module_classes(tree)
+    if depth > MAX_NESTING:
+        report.violations.append(Violation("too-complex", f"expressions nested {depth} deep (limit {MAX_NESTING})"))
+        return report
+    try:
+        _Checker(report).check(tree)
+        report.classes = module_classes(tree)
+    except (RecursionError, MemoryError) as exc:  # belt and braces: the depth check should prevent it
+        report.violations.append(Violation("too-complex", f"the source is too complex to check ({type(exc).__name__})"))
+        return report
     if not report.classes and report.ok:
         report.violations.append(Violation("no-module-class", "the source defines no class deriving from nn.Module"))
     return report
+
+
+def _size_and_depth(tree: ast.AST) -> tuple[int, int]:
+    """Number of nodes and nesting depth of ``tree``, without recursion."""
+    count, deepest = 0, 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        if count > _MAX_AST_NODES:
+            break
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return count, deepest
+
+
+_ESCAPE_NAMES: frozenset[str] | None = None
+
+
+def escape_attribute_names() -> frozenset[str]:
+    """Attribute names under which the allowed modules re-export a way out of the model.
+
+    Walks every module reachable by attribute from ``torch``, ``torch.nn``,
+    ``torch.nn.functional``, ``math`` and ``typing`` (not entering the dangerous ones)
+    and collects each public name bound to a module of :data:`_ESCAPE_MODULES`, to a
+    callable defined in one, or to a dangerous builtin (``open``, ``eval``, ``getattr``...).
+    Computed once per process from what is imported at the time (empty, and computed
+    again later, while torch is not imported).
+    """
+    global _ESCAPE_NAMES
+    if _ESCAPE_NAMES is not None:
+        return _ESCAPE_NAMES
+    roots = [sys.modules.get(name) for name in ("torch", "torch.nn", "torch.nn.functional", "math", "typing")]
+    if roots[0] is None:
+        return frozenset()  # not cached: torch may be imported later
+    import builtins
+
+    dangerous_builtins = {id(getattr(builtins, n)) for n in _ESCAPE_BUILTINS}
+
+    def escapes(module_name: object) -> bool:
+        return isinstance(module_name, str) and module_name.split(".")[0] in _ESCAPE_MODULES
+
+    names: set[str] = set()
+    seen: set[int] = set()
+    frontier = [m for m in roots if m is not None]
+    with warnings.catch_warnings():  # deprecated re-exports warn when touched
+        warnings.simplefilter("ignore")
+        _walk_modules(frontier, seen, names, escapes, dangerous_builtins)
+    _ESCAPE_NAMES = frozenset(names)
+    return _ESCAPE_NAMES
+
+
+def _walk_modules(frontier: list, seen: set[int], names: set[str], escapes, dangerous_builtins: set[int]) -> None:
+    while frontier:
+        module = frontier.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        for name, value in list(vars(module).items()):
+            if name.startswith("_"):
+                continue
+            if isinstance(value, types.ModuleType):
+                if escapes(value.__name__):
+                    names.add(name)
+                else:
+                    frontier.append(value)
+            elif id(value) in dangerous_builtins:
+                names.add(name)
+            elif callable(value) and getattr(value, "__module__", None) != "builtins" and escapes(getattr(value, "__module__", None)):
+                names.add(name)
 
 
 def check_source(source: str) -> list[str]:
@@ -190,6 +310,7 @@ class _Checker(ast.NodeVisitor):
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
         self.typing_aliases: set[str] = set()
+        self.escape_names = escape_attribute_names()
 
     def add(self, reason: str, message: str, node: ast.AST | None = None) -> None:
         self.report.violations.append(Violation(reason, message, getattr(node, "lineno", 0) or 0))
@@ -245,7 +366,7 @@ class _Checker(ast.NodeVisitor):
                 self.add("forbidden-import", f"`from {module} import *` is not allowed", node)
             elif module == "typing" and name not in _TYPING_NAMES:
                 self.add("forbidden-import", f"typing.{name} is not allowed", node)
-            elif name.startswith("_") or name in _FORBIDDEN_ATTRS:
+            elif name.startswith("_") or name in _FORBIDDEN_ATTRS or name in self.escape_names:
                 self.add("forbidden-import", f"`from {module} import {name}` reaches outside the model", node)
             elif f"{module}.{name}" not in ALLOWED_MODULES and module == "torch" and name in {"utils", "hub"}:
                 self.add("forbidden-import", f"torch.{name} is not allowed", node)
@@ -266,9 +387,9 @@ class _Checker(ast.NodeVisitor):
             self.add("dunder-access", f"dunder attribute .{attr} is not allowed", node)
         elif attr.startswith("_") and not (isinstance(base, ast.Name) and base.id == "self"):
             self.add("private-access", f"private attribute .{attr} is only allowed on self", node)
-        elif attr in _FORBIDDEN_ATTRS:
-            self.add("forbidden-attribute", f"attribute .{attr} reaches outside the model (files, native code, "
-                     "code evaluation or attribute lookup by name)", node)
+        elif attr in _FORBIDDEN_ATTRS or attr in self.escape_names:
+            self.add("forbidden-attribute", f"attribute .{attr} reaches outside the model (modules, files, native "
+                     "code, processes, code evaluation or attribute lookup by name)", node)
         elif isinstance(base, ast.Name) and base.id in self.typing_aliases and attr not in _TYPING_NAMES:
             self.add("forbidden-attribute", f"typing.{attr} is not allowed", node)
         if isinstance(node.ctx, (ast.Store, ast.Del)) and not (isinstance(base, ast.Name) and base.id == "self"):

@@ -1,226 +1,278 @@
-"""Entry point of the sandbox child process (never imported by the caller).
+"""Entry point of the sandbox child (never imported by the caller).
 
-Started by :mod:`.runner` as ``python -I worker.py`` with a clean environment in an empty
-temporary directory. It reads one JSON request on stdin, imports torch and the tracer
-*before* dropping privileges, then:
+Started by :mod:`.runner` as ``python -I -B worker.py``, under bubblewrap (see
+:mod:`.isolation`) or, where strong isolation is not required, as a plain process. The
+child has two roles:
 
-1. keeps a private duplicate of stdout for results and points file descriptors 1 and 2
-   at ``/dev/null`` (the payload's prints and tracebacks go nowhere);
-2. sets resource limits: CPU seconds (``RLIMIT_CPU``; the kernel kills the process at
-   the hard limit), address space (``RLIMIT_AS`` = what the interpreter already maps plus
-   the memory budget), no files written (``RLIMIT_FSIZE`` 0, in ``check`` mode), no core
-   dumps;
-3. for each item: validates the source again (defence in depth), executes it with a
-   restricted ``__builtins__`` (a short allowlist and an ``__import__`` that only admits
-   the allowlisted modules), counts the parameters of the entry class on the ``meta``
-   device (so an enormous model is refused before it allocates anything), instantiates
-   it, runs one forward pass under ``torch.no_grad()`` with a wall-clock alarm, traces it
-   into a computational graph, and writes one JSON line per item: graph JSON, parameter
-   count and output shape — or a refusal reason. In ``train`` mode it then calls a
-   trusted trainer function (imported by dotted path before the limits apply) on the
-   built model and returns its JSON-serialisable result.
+**Supervisor** (this module; trusted code only, long-lived): reads one configuration
+line on stdin, drops to an unprivileged user if asked (``setresuid``: the caller is root
+and bubblewrap left it only ``CAP_SETUID``/``CAP_SETGID`` for this), makes itself
+undumpable (no other process of the same user may read its memory or descriptors),
+imports torch and the tracer once, pays torch's first-use costs, freezes the garbage
+collector's view of its heap, installs the supervisor seccomp filter (:mod:`.policy`) and
+answers with a ``ready`` line describing what it sees (uid, user-namespace map,
+capabilities, PID, network interfaces, seccomp). Then it serves requests, one JSON line
+each, until stdin closes. **It alone holds the result channel** (stdout) to the caller.
 
-Nothing but those JSON lines crosses back to the caller.
+**Builder** (:mod:`.builder`; one forked process per source): closes every inherited
+descriptor but a private pipe back to the supervisor, sets its limits and the builder
+seccomp filter, then builds the source and writes one JSON answer on the pipe.
+
+The supervisor reads at most ``max_result_bytes`` from that pipe, kills the builder at
+its deadline, keeps only the known keys with the expected types, and writes one line per
+source to the caller. Generated code can therefore neither write to the caller's channel
+nor answer for another source; the caller validates every line again.
 """
 
 from __future__ import annotations
 
+import gc
 import json
-import math
 import os
-import resource
+import select
 import signal
 import sys
+import time
 import traceback
-import typing
 from typing import Any
 
-_RESULT_LIMIT_CHARS = 30_000_000
+_RESULT_KEYS = {"ok": bool, "reason": str, "detail": str, "graph": str, "num_params": int, "output_shape": list}
 
 
-class _WallClock(BaseException):
-    """Raised by the alarm handler when an item runs past its wall-clock limit."""
+# ----------------------------------------------------------------------------- supervisor side
+def _collect(pid: int, read_fd: int, deadline: float, cap: int) -> tuple[bytes, str, int]:
+    """Read the builder's answer (at most ``cap`` bytes) and reap it; kill it at ``deadline``."""
+    buffer = bytearray()
+    outcome = ""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            outcome = "timeout"
+            break
+        ready, _, _ = select.select([read_fd], [], [], remaining)
+        if not ready:
+            outcome = "timeout"
+            break
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        buffer += chunk
+        if len(buffer) > cap:
+            outcome = "too-large"
+            break
+    os.close(read_fd)
+    if outcome:
+        _kill(pid)
+    status, killed = _reap(pid, max(deadline, time.monotonic() + 1.0))
+    if killed and not outcome:  # it closed its pipe but did not exit by the deadline
+        outcome = "timeout"
+    return bytes(buffer), outcome, status
 
 
-def _on_alarm(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
-    raise _WallClock()
-
-
-def _safe_builtins(allowed_modules: frozenset[str]) -> dict[str, Any]:
-    import builtins
-
-    names = (
-        "abs all any bool dict divmod enumerate filter float frozenset int isinstance issubclass iter len list "
-        "map max min next pow print range repr reversed round set slice sorted str sum tuple zip super "
-        "ValueError TypeError RuntimeError NotImplementedError Exception ArithmeticError ZeroDivisionError "
-        "IndexError KeyError AssertionError StopIteration True False None staticmethod classmethod property object"
-    ).split()
-    safe = {n: getattr(builtins, n) for n in names if hasattr(builtins, n)}
-    safe["__build_class__"] = builtins.__build_class__
-    real_import = builtins.__import__
-
-    def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-        if level or (name not in allowed_modules and name != "__future__"):
-            raise ImportError(f"import of {name!r} is not allowed in the sandbox")
-        return real_import(name, globals, locals, fromlist, level)
-
-    safe["__import__"] = guarded_import
-    return safe
-
-
-def _limit(kind: int, soft: int, hard: int | None = None) -> None:
-    hard = soft if hard is None else hard
-    current_soft, current_hard = resource.getrlimit(kind)
-    if current_hard != resource.RLIM_INFINITY:
-        hard = min(hard, current_hard)
-        soft = min(soft, hard)
-    resource.setrlimit(kind, (soft, hard))
-
-
-def _mapped_bytes() -> int:
+def _kill(pid: int) -> None:
     try:
-        with open("/proc/self/statm") as handle:
-            pages = int(handle.read().split()[0])
-        return pages * resource.getpagesize()
-    except OSError:  # not Linux: fall back to the peak RSS
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
-def _apply_limits(limits: dict[str, Any], allow_files: bool) -> None:
-    used_cpu = resource.getrusage(resource.RUSAGE_SELF)
-    spent = int(math.ceil(used_cpu.ru_utime + used_cpu.ru_stime))
-    cpu = spent + int(math.ceil(float(limits["cpu_s"])))
-    _limit(resource.RLIMIT_CPU, cpu, cpu + 1)
-    memory = _mapped_bytes() + int(float(limits["memory_mb"]) * 1024 * 1024)
-    _limit(resource.RLIMIT_AS, memory)
-    _limit(resource.RLIMIT_CORE, 0)
-    if not allow_files:
-        _limit(resource.RLIMIT_FSIZE, 0)
+def _reap(pid: int, deadline: float) -> tuple[int, bool]:
+    """Wait for the builder until ``deadline``, then kill it; returns its status and whether it was killed."""
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status, False
+        if time.monotonic() >= deadline:
+            _kill(pid)
+            return os.waitpid(pid, 0)[1], True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
-def _classify(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text or "bad_alloc" in text:
-        return "memory-limit"
-    if isinstance(exc, RecursionError):
-        return "recursion-limit"
-    if isinstance(exc, ImportError):
-        return "forbidden-import"
-    return "build-error"
-
-
-def _short(exc: BaseException, limit: int = 400) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _run_item(item: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
-    torch = ctx["torch"]
-    validate_source = ctx["validate_source"]
-    report = validate_source(item["source"])
-    if not report.ok:
-        return {"ok": False, "reason": report.violations[0].reason, "detail": report.summary()}
-    entry = item.get("entry") or (report.classes[-1] if report.classes else None)
-    if entry not in report.classes:
-        return {"ok": False, "reason": "no-entry-class",
-                "detail": f"no nn.Module class {entry!r} in the source (classes: {', '.join(report.classes) or 'none'})"}
-    wall = float(item["limits"]["wall_s"])
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, wall)
+def _verdict(data: bytes, outcome: str, status: int, limits: dict[str, Any]) -> dict[str, Any]:
+    if outcome == "timeout":
+        return {"ok": False, "reason": "timeout", "detail": f"killed at the wall-clock limit of {float(limits['wall_s']):g} s"}
+    if outcome == "too-large":
+        return {"ok": False, "reason": "too-large", "detail": "the builder wrote more than the result size limit"}
     try:
-        namespace: dict[str, Any] = {"__builtins__": ctx["builtins"], "__name__": "nasassist_proposal"}
-        code = compile(item["source"], "<proposal>", "exec")
-        exec(code, namespace)  # noqa: S102 - validated source, restricted builtins, sandboxed process
-        cls = namespace.get(entry)
-        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-            return {"ok": False, "reason": "no-entry-class", "detail": f"{entry!r} is not an nn.Module class"}
-        with torch.device("meta"):
-            meta_model = cls()
-        num_params = int(sum(p.numel() for p in meta_model.parameters()))
-        del meta_model
-        max_params = int(item["limits"]["max_params"])
-        if num_params > max_params:
-            return {"ok": False, "reason": "too-many-parameters",
-                    "detail": f"{num_params:,} parameters (limit {max_params:,})", "num_params": num_params}
-        torch.manual_seed(0)
-        model = cls()
-        model.eval()
-        shape = tuple(int(d) for d in item["input_shape"])
-        example = torch.randn(*shape)
-        with torch.no_grad():
-            output = model(example)
-        if not isinstance(output, torch.Tensor):
-            return {"ok": False, "reason": "bad-output", "detail": f"forward returned {type(output).__name__}, not a tensor"}
-        output_shape = [int(d) for d in output.shape]
-        graph_json = ctx["from_torch"](model, example, name=entry).to_json()
-        result: dict[str, Any] = {"ok": True, "num_params": num_params, "output_shape": output_shape, "graph": graph_json}
-        trainer = ctx.get("trainer")
-        if trainer is not None:
-            signal.setitimer(signal.ITIMER_REAL, float(item["limits"].get("train_wall_s", wall)))
-            model.train()
-            value = trainer(model, **(item.get("trainer_kwargs") or {}))
-            result["value"] = json.loads(json.dumps(value))
-        return result
-    except _WallClock:
-        return {"ok": False, "reason": "timeout", "detail": f"ran past the wall-clock limit of {wall:g} s"}
-    except BaseException as exc:  # noqa: BLE001 - everything the payload raises is a verdict
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            return {"ok": False, "reason": "build-error", "detail": _short(exc)}
-        return {"ok": False, "reason": _classify(exc), "detail": _short(exc)}
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        payload = json.loads(data) if data else None
+    except (ValueError, RecursionError):
+        payload = None
+    if isinstance(payload, dict):
+        clean: dict[str, Any] = {}
+        for key, kind in _RESULT_KEYS.items():
+            value = payload.get(key)
+            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+                clean[key] = value
+        if "value" in payload:
+            clean["value"] = payload["value"]
+        clean["ok"] = bool(clean.get("ok", False))
+        return clean
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig in (signal.SIGXCPU, signal.SIGKILL):
+            return {"ok": False, "reason": "cpu-limit", "detail": f"killed by {name} at the CPU limit of {float(limits['cpu_s']):g} s"}
+        if sig == signal.SIGSYS:
+            return {"ok": False, "reason": "forbidden-syscall", "detail": "killed by the seccomp filter"}
+        return {"ok": False, "reason": "killed", "detail": f"the builder died from {name}"}
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return {"ok": False, "reason": "crashed", "detail": f"the builder exited with status {code} without an answer"}
+
+
+def _serve_item(item: dict[str, Any], ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    limits = item["limits"]
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # builder
+        os.close(read_fd)
+        ctx["run_builder"](item, ctx, write_fd, request)
+    os.close(write_fd)
+    deadline = time.monotonic() + float(limits["wall_s"]) + float(limits.get("train_wall_s", 0) if request.get("trainer") else 0) + 1.0
+    data, outcome, status = _collect(pid, read_fd, deadline, int(limits["max_result_bytes"]))
+    return _verdict(data, outcome, status, limits)
+
+
+def _warm_up(torch: Any, from_torch: Any) -> None:
+    """Pay torch's lazy first-use costs (meta kernels, tracing) once here instead of in every builder."""
+    with torch.device("meta"):
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 4))
+
+    class WarmUp(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x: Any) -> Any:
+            y = torch.nn.functional.relu(self.bn(self.conv(x)))
+            return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 1), 1) + y.mean(dim=(2, 3)))
+
+    model = WarmUp().eval()
+    example = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        model(example)
+    from_torch(model, example, name="warm-up").to_json()
+
+
+def _light_packages() -> None:
+    """Register ``nasassist_plugins.mutation(.sandbox)`` without running their ``__init__``.
+
+    Those import the whole mutation package (LLM client, predictor, torch-geometric,
+    ``torch._dynamo``), which the child needs none of; only the validator and the seccomp
+    policy are imported from them here.
+    """
+    import types
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, path in (("nasassist_plugins.mutation", os.path.dirname(here)), ("nasassist_plugins.mutation.sandbox", here)):
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = [path]
+            sys.modules[name] = package
+
+
+def _facts(seccomp: bool, seccomp_detail: str) -> dict[str, Any]:
+    try:
+        with open("/proc/net/dev") as handle:
+            interfaces = sorted(line.split(":")[0].strip() for line in handle.readlines()[2:])
+    except OSError:
+        interfaces = []
+    try:
+        with open("/proc/self/uid_map") as handle:
+            uid_map = [[int(v) for v in line.split()] for line in handle]
+    except (OSError, ValueError):
+        uid_map = []
+    status: dict[str, str] = {}
+    try:
+        with open("/proc/self/status") as handle:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+    except OSError:
+        pass
+    return {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "uid_map": uid_map,
+            "cap_eff": status.get("CapEff", "").strip(), "no_new_privs": status.get("NoNewPrivs", "").strip() == "1",
+            "interfaces": interfaces, "seccomp": seccomp, "seccomp_detail": seccomp_detail[:300],
+            "cwd_writable": os.access(os.getcwd(), os.W_OK)}
 
 
 def main() -> int:
-    request = json.loads(sys.stdin.read())
-    sys.path[:0] = [p for p in request.get("sys_path", []) if isinstance(p, str)]
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    config = json.loads(sys.stdin.buffer.readline())
+    drop_to = config.get("drop_to")
+    if drop_to is not None:  # the caller is root: become nobody for good before anything else
+        os.setgroups([])
+        os.setresgid(drop_to, drop_to, drop_to)
+        os.setresuid(drop_to, drop_to, drop_to)
+        if os.getresuid() != (drop_to,) * 3 or os.getresgid() != (drop_to,) * 3:
+            raise SystemExit("could not drop privileges")
+    sys.path[:0] = [p for p in config.get("sys_path", []) if isinstance(p, str)]
+    _light_packages()
+    from nasassist_plugins.mutation.sandbox.builder import (
+        PR_SET_DUMPABLE,
+        PR_SET_PDEATHSIG,
+        prctl,
+        run_builder,
+        safe_builtins,
+        short,
+    )
+
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_DUMPABLE, 0)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
     from nasassist_plugins.adapters.torch_adapter import from_torch
-    from nasassist_plugins.mutation.sandbox.validator import ALLOWED_MODULES, validate_source
+    from nasassist_plugins.mutation.sandbox.validator import ALLOWED_MODULES, escape_attribute_names, validate_source
 
-    for name in ALLOWED_MODULES:  # imported now, so the payload's imports allocate nothing new
+    for name in ALLOWED_MODULES:  # imported now, so the sources' imports allocate nothing new
         __import__(name)
-    _ = typing
-    trainer = None
-    if request.get("trainer"):
-        import importlib
+    escape_attribute_names()  # computed once here, inherited by every builder
+    _warm_up(torch, from_torch)
+    seccomp, seccomp_detail = False, "not requested"
+    if config.get("seccomp", True):
+        try:
+            from nasassist_plugins.mutation.sandbox.policy import install
 
-        module_name, _, attr = str(request["trainer"]).partition(":")
-        trainer = getattr(importlib.import_module(module_name), attr)
+            seccomp_detail = f"{install('supervisor')} rules"
+            seccomp = True
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, which decides
+            seccomp_detail = short(exc, 300)
     ctx = {
         "torch": torch,
         "from_torch": from_torch,
         "validate_source": validate_source,
-        "builtins": _safe_builtins(ALLOWED_MODULES),
-        "trainer": trainer,
+        "builtins": safe_builtins(ALLOWED_MODULES),
+        "python_checks": bool(config.get("python_checks", True)),
+        "seccomp": seccomp,
+        "scratch": os.getcwd(),
+        "run_builder": run_builder,
     }
     results = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    _apply_limits(request["limits"], allow_files=bool(request.get("allow_files")))
-    print(json.dumps({"ready": True}), file=results, flush=True)
-    for index, item in enumerate(request["items"]):
-        item.setdefault("limits", request["limits"])
-        try:
-            result = _run_item(item, ctx)
-        except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError while building the reply
-            result = {"ok": False, "reason": _classify(exc), "detail": _short(exc)}
-        result["index"] = index
-        line = json.dumps(result)
-        if len(line) > _RESULT_LIMIT_CHARS:
-            line = json.dumps({"index": index, "ok": False, "reason": "too-large", "detail": "result exceeds the size limit"})
-        print(line, file=results, flush=True)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    gc.collect()
+    gc.freeze()  # builders never walk the inherited heap (each walk would copy every page on write)
+    print(json.dumps(_facts(seccomp, seccomp_detail)), file=results, flush=True)
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        for index, item in enumerate(request["items"]):
+            try:
+                answer = _serve_item(item, ctx, request)
+            except Exception as exc:  # noqa: BLE001 - e.g. fork failed: a verdict, not a dead supervisor
+                answer = {"ok": False, "reason": "sandbox-error", "detail": short(exc)}
+            answer.update({"id": request["id"], "index": index})
+            print(json.dumps(answer), file=results, flush=True)
+        print(json.dumps({"id": request["id"], "done": True}), file=results, flush=True)
     return 0
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except BaseException:  # noqa: BLE001 - last resort: report on the private channel if possible
+    except BaseException:  # noqa: BLE001 - the caller reads the last lines of stderr
         traceback.print_exc()
         sys.exit(3)
