@@ -79,6 +79,7 @@ def test_infeasible_candidates_are_never_chosen():
                                      feasible=[False, True, True])  # fmt: skip
     assert choice.index == 1
     assert choice.n_feasible == 2
+    assert choice.order[0] == 1 and sorted(choice.order) == [1, 2]  # fallbacks: feasible ones only
     with pytest.raises(SearchError, match="feasible"):
         select_pareto_candidate(mean, directions=["maximize", "minimize"], feasible=[False] * 3)
 

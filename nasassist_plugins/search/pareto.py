@@ -206,6 +206,8 @@ class ParetoSelection:
         rule: ``"ehvi"`` or ``"parego"``.
         n_feasible: candidates predicted feasible (the only ones that can be chosen).
         weights: the scalarisation weights drawn for this decision (``"parego"`` only).
+        order: every eligible candidate, best acquisition first (``index`` is ``order[0]``),
+            for a front end that falls back when its first choice was taken meanwhile.
     """
 
     index: int
@@ -213,6 +215,7 @@ class ParetoSelection:
     rule: str
     n_feasible: int
     weights: tuple[float, ...] | None = None
+    order: tuple[int, ...] = ()
 
 
 def select_pareto_candidate(
@@ -315,16 +318,15 @@ def select_pareto_candidate(
         acq = np.maximum(best - s, 0.0).mean(axis=1) if best is not None else -s.mean(axis=1)
     if p_feasible is not None:
         acq = acq * np.clip(np.asarray(p_feasible, dtype=np.float64)[idx], 0.0, 1.0)
-    if not np.any(acq > 0):
-        # nothing improves in expectation: the candidate closest to the front (smallest additive
-        # epsilon that would make its mean non-dominated)
-        if len(y_obs):
-            gap = np.max(y_mu[idx][:, None, :] - y_obs[None, :, :], axis=2).min(axis=1)
-        else:
-            gap = np.max(y_mu[idx], axis=1)
-        pick = int(np.argmin(gap))
+    # nothing improves in expectation (or to break ties among zeros): the candidate closest to
+    # the front, i.e. with the smallest additive epsilon that would make its mean non-dominated
+    if len(y_obs):
+        gap = np.max(y_mu[idx][:, None, :] - y_obs[None, :, :], axis=2).min(axis=1)
     else:
-        pick = int(np.argmax(acq))
+        gap = np.max(y_mu[idx], axis=1)
+    ranked = np.lexsort((gap, -acq))  # by acquisition, then by closeness to the front
+    pick = int(ranked[0])
     return ParetoSelection(
-        index=int(idx[pick]), acquisition=float(acq[pick]), rule=rule, n_feasible=n_feasible, weights=weights
+        index=int(idx[pick]), acquisition=float(acq[pick]), rule=rule, n_feasible=n_feasible, weights=weights,
+        order=tuple(int(idx[i]) for i in ranked),
     )
