@@ -33,8 +33,8 @@ def test_objective_set_evaluates_mixed_objectives_and_budgets():
     mean, std = objectives.evaluate(model, graph)
     assert np.isnan(mean[0]) and np.isnan(std[0])
     assert mean[1] == sum(p.numel() for p in model.parameters()) and mean[2] == graph.flops and mean[3] > 0
-    assert std[1:].tolist() == [0.0, 0.0, 0.0]
-    budget = objectives.budget_values(model, graph, mean)
+    assert std[1:].tolist() == [0.0, 0.0, 0.0] and objectives.features(graph) is None
+    budget = objectives.budget_values(mean, model, graph)
     assert budget == {"params": mean[1], "latency_ms": mean[3]}
     assert objectives.violations(budget) == [f"params {mean[1]:.4g} > max_params 500"]
 
@@ -66,15 +66,14 @@ def test_device_latency_objective_adapts_to_the_study_values():
     rng = np.random.default_rng(0)
     graphs = [from_torch(_cnn(int(w), int(d)), X) for w, d in zip(rng.choice([4, 8, 16, 32], 12), rng.integers(1, 4, 12))]
     base = LatencyPredictor().fit(graphs, {"a": [g.flops for g in graphs], "b": [g.num_nodes for g in graphs]})
-    new_device = base.for_new_device("phone")
-    objectives = ObjectiveSet(["score", new_device], ["maximize", "minimize"], max_latency_ms=1e9)
-    assert objectives.names == ("score", "latency:phone")
-    mean, std = objectives.evaluate(None, graphs[0])
-    assert np.isnan(mean[1])  # unknown until the study has finished a few trials
-    assert objectives.violations(objectives.budget_values(None, graphs[0], mean)) == []
+    objectives = ObjectiveSet(["score", base.for_new_device("phone")], ["maximize", "minimize"], max_latency_ms=1e9)
+    assert objectives.names == ("score", "latency:phone") and objectives.device_indices == (1,)
+    features = np.stack([objectives.features(g) for g in graphs])
+    mean, std = objectives.predict_devices(features)
+    assert np.isnan(mean).all()  # unknown until the study has finished a few trials
+    assert objectives.violations(objectives.budget_values(mean[0])) == []
     measured = np.array([2.0 * g.flops / 1e5 + 1.0 for g in graphs])
-    objectives.observe(graphs[:8], np.stack([np.zeros(8), measured[:8]], axis=1))
-    mean, std = objectives.evaluate(None, graphs[10])
-    assert np.isfinite(mean[1]) and std[1] > 0
-    predicted = [objectives.evaluate(None, g)[0][1] for g in graphs[8:]]
-    assert np.corrcoef(predicted, measured[8:])[0, 1] > 0.8
+    objectives.observe(features[:8], np.stack([np.zeros(8), measured[:8]], axis=1))
+    mean, std = objectives.predict_devices(features[8:])
+    assert np.isnan(mean[:, 0]).all() and np.all(np.isfinite(mean[:, 1])) and np.all(std[:, 1] > 0)
+    assert np.corrcoef(mean[:, 1], measured[8:])[0, 1] > 0.8

@@ -20,7 +20,7 @@ Example::
 
     objectives = ObjectiveSet(["score", "params"], ["maximize", "minimize"], max_params=2e6)
     mean, std = objectives.evaluate(model, graph)      # NaN where the surrogate predicts ("score")
-    objectives.violations(mean)                         # [] or ["params 2.3e+06 > max_params 2e+06"]
+    objectives.violations(objectives.budget_values(mean))   # [] or ["params 2.3e+06 > max_params 2e+06"]
 """
 
 from __future__ import annotations
@@ -160,36 +160,57 @@ class ObjectiveSet:
         return f"ObjectiveSet({pairs}{', ' + budgets if budgets else ''})"
 
     # ------------------------------------------------------------------ candidates
-    def evaluate(self, model: Any, graph: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(mean, std)`` of every objective for one candidate (``NaN`` for ``"score"``).
+    @property
+    def device_indices(self) -> tuple[int, ...]:
+        """Positions of the device-latency objectives (predicted from the graph's cost features)."""
+        return tuple(self._predictors)
 
-        Exact objectives have ``std`` 0; device-latency predictions carry their uncertainty.
-        A device predictor bound to a device it has not been adapted to yet gives ``NaN``
-        (unknown until the study has finished a few trials).
+    def evaluate(self, model: Any, graph: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` of the objectives computed from one candidate's model and graph.
+
+        Exact objectives (params, FLOPs, measured latency, callables) have ``std`` 0. The
+        ``"score"`` and device-latency entries are ``NaN`` here: the surrogate predicts the
+        first and :meth:`predict_devices` the others, for the whole pool at once.
 
         Raises:
             ObjectiveError: an objective cannot be computed (no model to time, a failing
                 forward pass, a non-finite value, ...).
         """
         mean = np.full(self.n_objectives, np.nan)
-        std = np.zeros(self.n_objectives)
+        std = np.full(self.n_objectives, np.nan)
         for i, objective in enumerate(self.objectives):
-            if objective is None:
-                std[i] = np.nan
+            if objective is None or i in self._predictors:
                 continue
-            predictor = self._adapted.get(i, self._predictors.get(i))
-            if predictor is not None:
-                if predictor.device not in predictor.devices:
-                    mean[i], std[i] = np.nan, np.nan
-                    continue
-                m, s = predictor.predict([graph], return_std=True)
-                mean[i], std[i] = float(m[0]), float(s[0])
-                continue
-            mean[i] = objective.evaluate(model, graph)
+            mean[i], std[i] = objective.evaluate(model, graph), 0.0
         return mean, std
 
-    def budget_values(self, model: Any, graph: Any, mean: np.ndarray) -> dict[str, float]:
-        """The values the budgets are checked on (reusing ``mean`` from :meth:`evaluate`)."""
+    def features(self, graph: Any) -> np.ndarray | None:
+        """The cost features device predictors need (``None`` when no objective needs them)."""
+        if not self._predictors:
+            return None
+        from nasassist_plugins.hardware import hardware_features
+
+        return hardware_features(graph)
+
+    def predict_devices(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` (candidates × objectives) of the device-latency objectives, ``NaN`` elsewhere.
+
+        A predictor bound to a device it has not been adapted to yet gives ``NaN`` (unknown
+        until the study has finished a few trials).
+        """
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        mean = np.full((x.shape[0], self.n_objectives), np.nan)
+        std = np.full((x.shape[0], self.n_objectives), np.nan)
+        for i, base in self._predictors.items():
+            predictor = self._adapted.get(i, base)
+            if predictor.device not in predictor.devices or x.shape[0] == 0:
+                continue
+            mean[:, i], std[:, i] = predictor.predict(x, return_std=True)
+        return mean, std
+
+    def budget_values(self, mean: np.ndarray, model: Any = None, graph: Any = None) -> dict[str, float]:
+        """The values the budgets are checked on, from a candidate's objective values ``mean``
+        (parameters and latency are computed from the model when they are not objectives)."""
         out: dict[str, float] = {}
         if self._params is not None:
             index = self.names.index("params") if "params" in self.names else None
@@ -215,22 +236,22 @@ class ObjectiveSet:
         return out
 
     # ------------------------------------------------------------------ learning from the study
-    def observe(self, graphs: Sequence[Any], values: Any) -> None:
+    def observe(self, features: np.ndarray, values: Any) -> None:
         """Adapt every device-latency objective to the values the study stored for it.
 
         Args:
-            graphs: graphs of finished trials.
-            values: their stored objective values (``len(graphs)`` × objectives).
+            features: cost features (:meth:`features`) of finished trials' graphs, one row each.
+            values: their stored objective values (rows × objectives).
         """
-        if not self._predictors or not len(graphs):
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if not self._predictors or x.shape[0] == 0:
             return
-        table = np.asarray(values, dtype=np.float64).reshape(len(graphs), self.n_objectives)
+        table = np.asarray(values, dtype=np.float64).reshape(x.shape[0], self.n_objectives)
         for i, predictor in self._predictors.items():
             ok = np.isfinite(table[:, i]) & (table[:, i] > 0)
             if ok.sum() < _MIN_ADAPT:
                 continue
-            chosen = [g for g, keep in zip(graphs, ok) if keep]
             try:
-                self._adapted[i] = predictor.adapt(chosen, table[ok, i], device=predictor.device or self.names[i])
+                self._adapted[i] = predictor.adapt(x[ok], table[ok, i], device=predictor.device or self.names[i])
             except (ConfigurationError, ObjectiveError) as exc:  # keep the last good adaptation
                 _logger.debug("could not adapt %s to the study's values: %s", self.names[i], exc)
