@@ -99,6 +99,12 @@ class Problem:
     true_hv: float
     front_rows: np.ndarray
 
+    def value_constraint(self) -> "ValueConstraint | None":
+        if self.constraint is None:
+            return None
+        # constraint = value - threshold for every cell
+        return ValueConstraint(float(self.values[0, 1] - self.constraint[0]))
+
     def normalised(self, rows: np.ndarray) -> np.ndarray:
         from nasassist_plugins.search.pareto import to_minimization
 
@@ -171,14 +177,26 @@ def _init_worker(data: str, names: list[str]) -> None:
     _STATE.update(problems={p.name: p for p in problems}, **info)
 
 
-def _constraints(trial) -> tuple[float]:
-    return (float(trial.user_attrs["constraint"]),)
+class ValueConstraint:
+    """``constraints_func`` of the constrained problems: the second objective at most ``threshold``.
+
+    It reads the trial's values, so a sampler that predicts the values of a candidate before
+    running it (NAS-Assist) can evaluate it before training; for a finished trial it is the
+    table's value minus the threshold (what the objective also stores as the user attr
+    ``constraint``).
+    """
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def __call__(self, trial) -> tuple[float]:
+        return (float(trial.values[1]) - self.threshold,)
 
 
-def make_sampler(method: str, seed: int, constrained: bool):
+def make_sampler(method: str, seed: int, constraint: "ValueConstraint | None"):
     import optuna
 
-    constraints_func = _constraints if constrained else None
+    constraints_func = constraint
     if method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if method == "nsga2":
@@ -266,7 +284,7 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
         return float(problem.values[row, 0]), float(problem.values[row, 1])
 
     started = time.perf_counter()
-    sampler = make_sampler(method, seed, problem.constraint is not None)
+    sampler = make_sampler(method, seed, problem.value_constraint())
     study = optuna.create_study(directions=list(problem.directions), sampler=sampler)
     study.optimize(objective, n_trials=n_trials)
     return {"problem": problem_name, "method": method, "seed": seed, "rows": rows,
