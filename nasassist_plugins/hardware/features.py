@@ -118,12 +118,23 @@ def _live_nodes(
     return live
 
 
-def _depth(order: list[int], preds: list[list[int]], weight: Sequence[float]) -> float:
-    """Longest path, each node counting ``weight`` (0 drops it)."""
-    depth = [0.0] * len(weight)
+def _depths(order: list[int], preds: list[list[int]], weights: Sequence[Sequence[float]]) -> list[float]:
+    """Longest path under each weighting of the nodes (one pass; a weight of 0 drops a node)."""
+    k = len(weights)
+    depth = [[0.0] * k for _ in range(len(weights[0]) if k else 0)]
+    best = [0.0] * k
     for i in order:
-        depth[i] = weight[i] + max((depth[p] for p in preds[i]), default=0.0)
-    return max(depth, default=0.0)
+        row = depth[i]
+        for p in preds[i]:
+            prev = depth[p]
+            for j in range(k):
+                if prev[j] > row[j]:
+                    row[j] = prev[j]
+        for j in range(k):
+            row[j] += weights[j][i]
+            if row[j] > best[j]:
+                best[j] = row[j]
+    return best
 
 
 def hardware_features(graph: "ComputationalGraph") -> np.ndarray:
@@ -155,18 +166,16 @@ def hardware_features(graph: "ComputationalGraph") -> np.ndarray:
             totals[scope][0] += flops
             totals[scope][1] += writes
     ones = [1.0] * n
+    scopes = (("all", ones), ("live", live), ("folded", folded))
+    depths = _depths(order, preds, [[c * k for c, k in zip(compute, keep)] for _, keep in scopes] + [ones]) \
+        if n else [0.0] * 4  # fmt: skip
     values: list[float] = []
     for scope in _SCOPES:
         for c in CATEGORIES:
             values += [math.log1p(v) for v in per[(c, scope)]]
-    for scope, keep in (("all", ones), ("live", live), ("folded", folded)):
-        values += [
-            math.log1p(totals[scope][0]),
-            math.log1p(totals[scope][1]),
-            math.log1p(sum(keep)),
-            math.log1p(_depth(order, preds, [c * k for c, k in zip(compute, keep)])),
-        ]
-    values += [math.log1p(graph.num_parameters), math.log1p(_depth(order, preds, ones)), math.log1p(input_size)]
+    for (scope, keep), depth in zip(scopes, depths):
+        values += [math.log1p(totals[scope][0]), math.log1p(totals[scope][1]), math.log1p(sum(keep)), math.log1p(depth)]
+    values += [math.log1p(graph.num_parameters), math.log1p(depths[3]), math.log1p(input_size)]
     return np.asarray(values, dtype=np.float64)
 
 
