@@ -48,6 +48,8 @@ _NORMS: tuple[tuple[type[nn.Module], str], ...] = (
 
 def trainable_parameter_count(module: nn.Module, recurse: bool = True) -> int:
     """Trainable parameters of ``module`` (running statistics and frozen weights excluded)."""
+    if not recurse or not module._modules:  # a leaf: its own parameters (no generator chain)
+        return sum(p.numel() for p in module._parameters.values() if p is not None and p.requires_grad)
     return sum(p.numel() for p in module.parameters(recurse=recurse) if p.requires_grad)
 
 

@@ -3,10 +3,12 @@
 The graph is traced at module granularity: every childless module (and every
 ``nn.MultiheadAttention``) becomes one node, every functional call on tensors
 (``x + y``, ``torch.cat``, ``F.relu``, ``x.view``) another, and edges follow the
-tensors. ``torch.fx`` traces first, because it is fast and exact; models whose
-forward has data-dependent Python control flow (which fx cannot trace) fall back to
-torchview, which records a real forward pass. Both paths share the op tables in
-:mod:`._torch_ops`, so they produce the same vocabulary.
+tensors. The one-pass tracer (:mod:`._torch_trace`) records all of it during a single
+real forward pass, shapes included, and follows data-dependent control flow. Only when
+it fails does tracing fall back to the earlier two-step path: ``torch.fx`` symbolic
+tracing plus a shape-recording forward, then torchview, which records a real forward
+at module depth. Every path uses the op tables in :mod:`._torch_ops`, so they produce
+the same vocabulary (and, where fx can trace a model, the same graph).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from nasassist_plugins.adapters._torch_trace import OnePassTracer, is_leaf_module
 from nasassist_plugins.adapters._torch_ops import (
     PASSTHROUGH,
     refine_op,
@@ -29,9 +32,12 @@ from nasassist_plugins.adapters._torch_ops import (
 from nasassist_plugins.errors import AdapterError, AdapterTypeError
 from nasassist_plugins.graph import ComputationalGraph
 
-__all__ = ["from_torch", "as_example_inputs"]
+__all__ = ["TRACER_VERSION", "from_torch", "as_example_inputs"]
 
-_METHODS = ("auto", "fx", "torchview")
+_METHODS = ("auto", "onepass", "fx", "torchview")
+
+#: Version of the PyTorch graph tracing; graph caches include it in their key (2: one-pass tracer).
+TRACER_VERSION = 2
 
 
 def from_torch(
@@ -48,7 +54,8 @@ def from_torch(
         example_input: A tensor, a tuple/list of tensors (positional inputs), or a
             shape such as ``(1, 3, 32, 32)`` for one random float input.
         name: Graph name (defaults to the model's class name).
-        method: ``"auto"`` (fx, then torchview), ``"fx"`` or ``"torchview"``.
+        method: ``"auto"`` (default: the one-pass tracer, then fx, then torchview when a
+            path fails), ``"onepass"``, ``"fx"`` or ``"torchview"`` (one path only).
 
     Raises:
         AdapterTypeError: ``model`` is not an ``nn.Module`` or the input is not a tensor/shape.
@@ -64,15 +71,28 @@ def from_torch(
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     inputs = as_example_inputs(example_input, _model_device(model))
     graph_name = name or type(model).__name__
-    training_modules = [m for m in model.modules() if m.training]
+    training_modules = [m for m in _modules(model) if m.training]
     for module in training_modules:  # eval mode: dropout off, batchnorm on running stats
         module.training = False
     try:
+        errors: list[str] = []
+        if method in ("auto", "onepass"):
+            try:
+                return _checked(OnePassTracer(model, inputs, graph_name).trace(), "one-pass")
+            except AdapterError as exc:
+                if method == "onepass":
+                    raise
+                errors.append(f"one-pass: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the model itself failing is reported as such
+                _raise_if_forward_fails(model, inputs, graph_name)
+                if method == "onepass":
+                    raise AdapterError(f"the one-pass tracer cannot trace {graph_name}: {_describe(exc)}") from exc
+                errors.append(f"one-pass: {_describe(exc)}")
         fx_error: Exception | None = None
         if method in ("auto", "fx"):
             try:
                 graph = _FxGraphBuilder(model, inputs, graph_name).build()
-                return _checked(graph, "torch.fx")
+                return _with_errors(_checked(graph, "torch.fx"), errors)
             except _TraceFailure as exc:
                 fx_error = exc.__cause__ or exc
                 if method == "fx":
@@ -85,10 +105,16 @@ def from_torch(
             raise AdapterError(f"cannot trace {graph_name} with torch.fx or torchview ({causes})") from exc
         if fx_error is not None:
             graph.metadata["fx_error"] = _describe(fx_error)
-        return _checked(graph, "torchview")
+        return _with_errors(_checked(graph, "torchview"), errors)
     finally:
         for module in training_modules:
             module.training = True
+
+
+def _with_errors(graph: ComputationalGraph, errors: list[str]) -> ComputationalGraph:
+    if errors:
+        graph.metadata["onepass_error"] = "; ".join(errors)
+    return graph
 
 
 def as_example_inputs(example_input: Any, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
@@ -124,6 +150,19 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _modules(model: nn.Module) -> list[nn.Module]:
+    """Every module of ``model`` once (``model.modules()`` without its generator chain)."""
+    out, seen, stack = [], set(), [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append(module)
+        stack.extend(child for child in module._modules.values() if child is not None)
+    return out
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -180,7 +219,7 @@ class _LeafTracer(fx.Tracer):
     """fx tracer whose leaves are childless modules and attention blocks."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:  # noqa: D401
-        return isinstance(m, nn.MultiheadAttention) or len(m._modules) == 0
+        return is_leaf_module(m)
 
 
 class _FxGraphBuilder:

@@ -7,7 +7,7 @@ network (``--channels`` 8, ``--cells-per-stage`` 1, a 1-channel stem for the 8x8
 split of ``sklearn.datasets.load_digits``. Per epoch it records the validation accuracy, the mean
 training loss and the wall time of the epoch. The result is a compact, pickle-free ``.npz``
 (``np.load(..., allow_pickle=False)``) read by :func:`nasassist_plugins.data.load_digits_curves`
-and replayed by ``benchmarks/optuna_pruning.py``.
+and replayed by ``benchmarks/pruning_curve_sets.py``.
 
 The script imports only numpy, scikit-learn, torch and the cell code, so it also runs on a machine
 without the rest of the package's dependencies (``PYTHONPATH=.`` from the repository root is enough,

@@ -40,7 +40,6 @@ import argparse
 import csv
 import hashlib
 import json
-import math
 import sys
 import time
 from pathlib import Path

@@ -203,14 +203,15 @@ def run_one(name: str, seed: int, trials: int, space_cls, evaluator, args, predi
     from nni.nas.strategy import RegularizedEvolution, Random
 
     from nasassist_plugins.nni import NASAssistStrategy
+    from nasassist_plugins.search import PlannerConfig
 
     if name == "nasassist":
-        strategy = NASAssistStrategy(
-            predictor, population_size=args.population, sample_size=args.sample_size,
-            n_candidates=args.n_candidates, prune_quantile=args.prune_quantile, seed=seed,
-            graph_fn=lambda model: graph_of_sample(model.sample), fine_tune_seconds=args.fine_tune_seconds,
-            n_startup_trials=args.startup,
-        )
+        config = PlannerConfig(population_size=args.population, tournament_size=args.sample_size,
+                               min_candidates=args.n_candidates, max_candidates=args.n_candidates,
+                               prune_quantile=args.prune_quantile, fine_tune_seconds=args.fine_tune_seconds,
+                               n_exploration_trials=args.startup)
+        strategy = NASAssistStrategy(predictor=predictor, config=config, seed=seed,
+                                     graph_fn=lambda model: graph_of_sample(model.sample))
         strategy.surrogate.add_encodings(keys, encoded)
     elif name == "evolution":
         strategy = RegularizedEvolution(population_size=args.population, sample_size=args.sample_size, seed=seed)
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=20)
     parser.add_argument("--sample-size", type=int, default=5)
     parser.add_argument("--fine-tune-seconds", type=float, default=2.0)
-    parser.add_argument("--startup", type=int, default=10, help="NASAssistStrategy n_startup_trials")
+    parser.add_argument("--startup", type=int, default=10, help="PlannerConfig.n_exploration_trials")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/nni_nb201")
     parser.add_argument("--log", type=Path, default=None, help="log file (default: OUT.log)")
     args = parser.parse_args(argv)
@@ -400,9 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/nni_nb201.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": args.seeds, "trials": args.trials, "weights": str(args.weights.relative_to(REPO))
         if args.weights.is_relative_to(REPO) else str(args.weights),
-        "setup": (f"NASAssistStrategy(n_candidates={args.n_candidates}, prune_quantile={args.prune_quantile}, "
-                  f"population_size={args.population}, sample_size={args.sample_size}, acquisition='ucb', "
-                  f"fine_tune=True, fine_tune_seconds={args.fine_tune_seconds}, n_startup_trials={args.startup}); RegularizedEvolution(population_size="
+        "setup": (f"NASAssistStrategy(config=PlannerConfig(min_candidates=max_candidates={args.n_candidates}, "
+                  f"prune_quantile={args.prune_quantile}, population_size={args.population}, "
+                  f"tournament_size={args.sample_size}, acquisition='ucb', fine_tune='gp', fine_tune_seconds="
+                  f"{args.fine_tune_seconds}, n_exploration_trials={args.startup})); RegularizedEvolution(population_size="
                   f"{args.population}, sample_size={args.sample_size}, mutation_prob=0.05, dedup=True); Random(dedup=True). "
                   f"NNI {__import__('nni').__version__}, torch {torch.__version__}, 1 torch thread, {platform.machine()} CPU "
                   f"shared with other jobs. Encoding the 15,625 cells once: {encode_seconds:.0f} s (0 = cached)."),

@@ -1,173 +1,185 @@
-"""Zero-shot predictor benchmark (thesis protocol): train on NB101, rank unseen families.
+"""The zero-shot table: every suite signal, #params, FLOPs, AZ-NAS and the fused score, per
+held-out family and task (leave-family-out for the fused score), worst held-out family first.
 
-    python benchmarks/predictor_zero_shot.py --data ../shared/data --out-dir benchmarks/results
+Inputs (both from one run):
 
-Trains a predictor on NB101 only (or loads ``--weights``), then on each evaluation task
-(NB201 CIFAR-10 / ImageNet16-120 at 200 epochs, CIFAR-100 at 12 epochs, NB301,
-TransNAS-Bench-101 micro tasks) reports Spearman, Kendall tau, NDCG@10 and precision of
-the top 10 %, beside baselines computed on the same architectures: #params, FLOPs, the
-stored synflow and NWOT where the data has them, and GRAF-style graph features + a
-random forest trained on the same NB101 architectures. Few-shot rows fine-tune on
-20/50/100 labelled architectures of the target task (mean over 3 draws, evaluated on
-the rest). Writes Markdown + JSON tables and a predicted-vs-true scatter plot.
+* the fused training report, written by
+  ``nasassist train --fused --data ../shared/data --suite benchmarks/results/suite --out DIR``
+  (``DIR/fused_report.json``: leave-family-out predictions scored against the benchmarks);
+* the suite checkpoints ``benchmarks/results/suite/*.jsonl`` (``benchmarks/zero_shot_suite.py``),
+  for the cost per architecture and for the proxy-network vs full-network study.
+
+    python benchmarks/predictor_zero_shot.py --report DIR/fused_report.json
+
+Writes ``benchmarks/results/predictor_zero_shot.{json,md,png}`` and prints the Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import math
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nasassist_plugins.predictor import Predictor
-from nasassist_plugins.predictor.graph_features import graph_feature_matrix
-from nasassist_plugins.predictor.metrics import ranking_metrics
-from nasassist_plugins.predictor.training.tasks import TASKS, load_task
-from nasassist_plugins.predictor.training.pipeline import TrainingConfig, rank_normalise, train_predictor
-
-THESIS = {  # zero-shot from NB101 (thesis Table 3.5): Spearman, NDCG@10
-    "nb201-c10": (0.8685, 0.9851),
-    "nb301": (0.6570, 0.9217),
-}
-EVAL_TASKS = ("nb201-c10", "nb201-in16", "nb201-c100-12ep", "nb301", "tnb101-class_object", "tnb101-class_scene",
-              "tnb101-jigsaw", "tnb101-segmentsemantic", "tnb101-autoencoder", "tnb101-normal", "tnb101-room_layout")
+RESULTS = Path(__file__).resolve().parent / "results"
+FUSED = "fused (leave-family-out)"
+SINGLE = ("expressivity", "progressivity", "trainability", "meco", "meco_opt", "swap", "nwot", "params", "flops",
+          "swap (regularised)")
 
 
-def _train(args: argparse.Namespace):
-    from nasassist_plugins.families import sample_graphs
-    from nasassist_plugins.predictor.training.zoo import sample_zoo_graphs
+def _cost_rows(suite_dir: Path) -> list[dict[str, Any]]:
+    from nasassist_plugins.predictor.training.suite_data import CONFIGS, read_checkpoint
 
-    train_set, _ = load_task(TASKS["nb101"], args.data, limit=args.train_limit, seed=args.seed, n_jobs=args.jobs)
-    if args.weights:
-        return Predictor.load(args.weights), train_set, 0.0
-    unlabelled = sample_graphs("nb101", args.unlabelled, seed=args.seed + 1, n_jobs=args.jobs)
-    unlabelled += sample_zoo_graphs(args.zoo, seed=args.seed)
-    started = time.perf_counter()
-    config = TrainingConfig(pretrain_epochs=args.pretrain_epochs, supervised_epochs=args.supervised_epochs,
-                            pretrain_max_minutes=args.max_minutes * 0.35, supervised_max_minutes=args.max_minutes * 0.45,
-                            seed=args.seed, notes={"benchmark": "predictor_zero_shot", "train": "nb101"})
-    predictor = train_predictor([train_set], unlabelled, config)
-    seconds = time.perf_counter() - started
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    predictor.save(args.out_dir / "predictor_nb101.safetensors")
-    return predictor, train_set, seconds
-
-
-def _few_shot(predictor: Predictor, encoded, values, sizes, seed: int) -> dict[str, dict[str, float]]:
-    rows = {}
-    for n in sizes:
-        if n >= len(values) - 10:
+    rows = []
+    for name, config in CONFIGS.items():
+        data = read_checkpoint(suite_dir / f"{name}.jsonl")
+        if not data:
             continue
-        metrics = []
-        for draw in range(3):
-            rng = np.random.default_rng(seed + 100 * draw + n)
-            idx = rng.permutation(len(values))
-            train, test = idx[:n], idx[n:]
-            tuned = predictor.copy().fit(encoded.subset(train), values[train], seed=draw)
-            mean, _ = tuned.predict_encoded(encoded.subset(test))
-            metrics.append(ranking_metrics(mean, values[test]))
-        rows[f"few-shot {n}"] = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+        seconds = np.array([r["seconds"] for r in data.values()])
+        fb = np.array([r["fb_seconds"] for r in data.values() if r.get("fb_seconds")])
+        rows.append({"config": name, "description": config.description, "n": len(data),
+                     "suite_s": float(np.median(seconds)), "fb_s": float(np.median(fb)) if fb.size else math.nan,
+                     "ratio": float(np.median(seconds) / np.median(fb)) if fb.size else math.nan})
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--weights", type=Path, help="skip training: use these NB101-only weights")
-    parser.add_argument("--train-limit", type=int, default=3000)
-    parser.add_argument("--eval-limit", type=int, default=None, help="architectures per task (default: all)")
-    parser.add_argument("--tnb-limit", type=int, default=1000, help="architectures per TransNAS task")
-    parser.add_argument("--tasks", default=",".join(EVAL_TASKS))
-    parser.add_argument("--unlabelled", type=int, default=1000)
-    parser.add_argument("--zoo", type=int, default=100)
-    parser.add_argument("--pretrain-epochs", type=int, default=3)
-    parser.add_argument("--supervised-epochs", type=int, default=6)
-    parser.add_argument("--max-minutes", type=float, default=40.0)
-    parser.add_argument("--few-shot", default="20,50,100")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+def _reduction_rows(suite_dir: Path, data_dir: str) -> list[dict[str, Any]]:
+    """Spearman of every signal on the same architectures: proxy network vs benchmark-size network."""
+    from scipy.stats import spearmanr
 
-    predictor, train_set, train_seconds = _train(args)
-    from sklearn.ensemble import RandomForestRegressor
+    from nasassist_plugins.predictor.training.suite_data import (
+        CONFIGS,
+        FAMILY_TARGETS,
+        family_targets,
+        read_checkpoint,
+        signal_matrix,
+    )
+    from nasassist_plugins.predictor.fusion import anchor_weights
+    from nasassist_plugins.predictor.training.fused import ANCHOR_CANDIDATES
+    from nasassist_plugins.proxies.aggregate import log_rank_aggregate, signal_ranks
+    from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
-    forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=2, n_jobs=args.jobs, random_state=args.seed)
-    forest.fit(graph_feature_matrix(train_set.graphs), rank_normalise(train_set.values))
-
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    scatter: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    sizes = [int(s) for s in args.few_shot.split(",") if s]
-    for name in [t for t in args.tasks.split(",") if t]:
-        task = TASKS[name]
-        limit = args.tnb_limit if task.family == "tnb101" else args.eval_limit
-        labelled, proxies = load_task(task, args.data, limit=limit, seed=args.seed, n_jobs=args.jobs)
-        graphs, y = list(labelled.graphs), labelled.values
-        started = time.perf_counter()
-        encoded = predictor.encode(graphs)
-        mean, _ = predictor.predict_encoded(encoded)
-        predict_s = time.perf_counter() - started
-        rows = {"NAS-Assist zero-shot": ranking_metrics(mean, y)}
-        rows["NAS-Assist zero-shot"]["predict_s_per_1000"] = 1000 * predict_s / len(y)
-        rows["#params"] = ranking_metrics(np.array([g.num_parameters for g in graphs], float), y)
-        rows["FLOPs"] = ranking_metrics(np.array([g.flops for g in graphs], float), y)
-        for proxy in ("synflow", "nwot"):
-            key = next((k for k in proxies if k == proxy or k.endswith("/" + proxy)), None)
-            if key is not None and np.isfinite(proxies[key]).sum() > 10:
-                ok = np.isfinite(proxies[key])
-                rows[f"{proxy} (stored)"] = ranking_metrics(proxies[key][ok], y[ok])
-        rows["GRAF features + RF (NB101)"] = ranking_metrics(forest.predict(graph_feature_matrix(graphs)), y)
-        if name in ("nb201-c10", "nb301"):
-            rows.update(_few_shot(predictor, encoded, y, sizes, args.seed))
-        results[name] = rows
-        scatter[name] = (mean, y)
-        print(f"{name:24s} n={len(y):5d}  NAS-Assist SRCC {rows['NAS-Assist zero-shot']['spearman']:.3f}  "
-              f"GRAF+RF {rows['GRAF features + RF (NB101)']['spearman']:.3f}  "
-              f"#params {rows['#params']['spearman']:.3f}", flush=True)
-
-    lines = ["| task | method | n | Spearman | Kendall τ | NDCG@10 | P@top10% | thesis SRCC / NDCG@10 |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, rows in results.items():
-        for method, m in rows.items():
-            thesis = THESIS.get(name) if method == "NAS-Assist zero-shot" else None
-            lines.append(
-                f"| {name} | {method} | {m['n']:.0f} | {m['spearman']:.3f} | {m['kendall']:.3f} | {m['ndcg@10']:.4f} | "
-                f"{m['precision@10%']:.2f} | {'%.4f / %.4f' % thesis if thesis else ''} |"
-            )
-    table = "\n".join(lines)
-    print(table)
-    (args.out_dir / "predictor_zero_shot.md").write_text(table + "\n")
-    payload = {"results": results, "train": {"task": "nb101", "n": len(train_set.values), "seconds": train_seconds,
-                                             "info": predictor.training_info}}
-    (args.out_dir / "predictor_zero_shot.json").write_text(json.dumps(payload, indent=1, default=float))
-    _scatter(scatter, args.out_dir / "predictor_zero_shot.png")
+    rows = []
+    for name, config in CONFIGS.items():
+        if not name.endswith("-full"):
+            continue
+        full = read_checkpoint(suite_dir / f"{name}.jsonl")
+        small = read_checkpoint(suite_dir / f"{config.family}.jsonl")
+        keys = [k for k in full if k in small]
+        if len(keys) < 20:
+            continue
+        task = FAMILY_TARGETS[config.family][0][0]
+        y = family_targets(config.family, data_dir, keys)[task]
+        ok = np.isfinite(y)
+        for label, data in (("proxy network", small), ("benchmark network", full)):
+            matrix = signal_matrix(data, keys, SUITE_SIGNALS)
+            row = {"family": config.family, "task": task, "network": label, "n": int(ok.sum()),
+                   "suite_s": float(np.median([data[k]["seconds"] for k in keys]))}
+            for j, s in enumerate(SUITE_SIGNALS):
+                x = np.where(np.isnan(matrix[ok, j]), -np.inf, matrix[ok, j])
+                row[s] = float(spearmanr(x, y[ok])[0])
+            for label, signals, weighting in ANCHOR_CANDIDATES:
+                mask = np.array([s in signals for s in SUITE_SIGNALS])
+                ranks = signal_ranks(matrix[ok])
+                row[label] = float(spearmanr(log_rank_aggregate(ranks, anchor_weights(ranks, mask, weighting)), y[ok])[0])
+            rows.append(row)
+    return rows
 
 
-def _scatter(data: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+def build(report: dict[str, Any], suite_dir: Path, data_dir: str) -> dict[str, Any]:
+    table = report["table"]
+    by_task: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in table:
+        by_task[(row["family"], row["task"])][row["method"]] = row
+    summary = []
+    for (family, task), methods in by_task.items():
+        baseline = max(methods[m]["spearman"] for m in SINGLE if m in methods and math.isfinite(methods[m]["spearman"]))
+        fused = methods[FUSED]["spearman"]
+        summary.append({"family": family, "task": task, "n": methods[FUSED]["n"], "fused": fused,
+                        "best_simple": baseline, "margin": fused - baseline,
+                        "novelty_mean": methods[FUSED].get("novelty_mean", math.nan)})
+    family_worst = {f: min(s["margin"] for s in summary if s["family"] == f) for f in {s["family"] for s in summary}}
+    summary.sort(key=lambda s: (family_worst[s["family"]], s["margin"]))
+    return {"summary": summary, "table": table, "settings": report.get("settings"), "coverage": report.get("coverage"),
+            "folds": report.get("folds"), "timings": report.get("timings"), "cost": _cost_rows(suite_dir),
+            "reduction": _reduction_rows(suite_dir, data_dir)}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| held-out task | method | n | Spearman | Kendall | NDCG@10 | P@top-10 % |", "|---|---|---|---|---|---|---|"]
+    by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in result["table"]:
+        by_task[(row["family"], row["task"])].append(row)
+    for s in result["summary"]:
+        rows = sorted(by_task[(s["family"], s["task"])], key=lambda r: -(r["spearman"] if math.isfinite(r["spearman"]) else -9))
+        for row in rows:
+            name = f"**{row['method']}**" if row["method"] == FUSED else row["method"]
+            lines.append(f"| {row['task']} | {name} | {row['n']} | {row['spearman']:.3f} | {row['kendall']:.3f} | "
+                         f"{row['ndcg@10']:.4f} | {row['precision@10%']:.2f} |")
+    head = ["| held-out task (worst family first) | n | fused Spearman | best of #params, FLOPs, single signals | margin "
+            "(target ≥ +0.05) | mean novelty |", "|---|---|---|---|---|---|"]
+    for s in result["summary"]:
+        mark = "✓" if s["margin"] >= 0.05 else "✗"
+        head.append(f"| {s['task']} | {s['n']} | {s['fused']:.3f} | {s['best_simple']:.3f} | {s['margin']:+.3f} {mark} | "
+                    f"{s['novelty_mean']:.2f} |")
+    cost = ["| suite configuration | n | suite s/arch (median) | forward+backward s/arch | ratio |", "|---|---|---|---|---|"]
+    for c in result["cost"]:
+        cost.append(f"| {c['config']}: {c['description']} | {c['n']} | {c['suite_s']:.3f} | {c['fb_s']:.3f} | "
+                    f"{c['ratio']:.2f}x |")
+    red = []
+    if result["reduction"]:
+        from nasassist_plugins.predictor.training.fused import ANCHOR_CANDIDATES
+        from nasassist_plugins.proxies.suite import SUITE_SIGNALS
+
+        columns = list(SUITE_SIGNALS) + [c[0] for c in ANCHOR_CANDIDATES]
+        red = ["| family / task | network | n | s/arch | " + " | ".join(columns) + " |",
+               "|---" * (4 + len(columns)) + "|"]
+        for r in result["reduction"]:
+            red.append(f"| {r['family']} / {r['task']} | {r['network']} | {r['n']} | {r['suite_s']:.2f} | "
+                       + " | ".join(f"{r[c]:.3f}" for c in columns) + " |")
+    return "\n".join(["### Summary", "", *head, "", "### All methods", "", *lines, "", "### Cost per architecture",
+                      "", *cost, "", "### Proxy networks vs benchmark networks (Spearman on the same architectures)",
+                      "", *red, ""])
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(data)
-    cols = min(4, n)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.6 * rows), squeeze=False)
-    for ax, (name, (pred, true)) in zip(axes.flat, data.items()):
-        ax.scatter(true, pred, s=3, alpha=0.4)
-        m = ranking_metrics(pred, true)
-        ax.set_title(f"{name}\nSRCC {m['spearman']:.3f}", fontsize=9)
-        ax.set_xlabel("true value")
-        ax.set_ylabel("predicted score")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.suptitle("NAS-Assist predictor trained on NB101 only: zero-shot predictions")
+    summary = result["summary"]
+    x = np.arange(len(summary))
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(summary)), 4.5))
+    ax.bar(x - 0.2, [s["best_simple"] for s in summary], 0.4, label="best of #params, FLOPs, single signals")
+    ax.bar(x + 0.2, [s["fused"] for s in summary], 0.4, label="fused (leave-family-out)")
+    ax.set_xticks(x, [s["task"] for s in summary], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("Spearman")
+    ax.set_title("Zero-shot ranking per held-out task (worst family first)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", type=Path, required=True, help="fused_report.json from `nasassist train --fused`")
+    parser.add_argument("--suite", type=Path, default=RESULTS / "suite")
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "predictor_zero_shot")
+    args = parser.parse_args(argv)
+    result = build(json.loads(args.report.read_text()), args.suite, args.data)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    text = markdown(result)
+    args.out.with_suffix(".md").write_text(text)
+    plot(result, args.out.with_suffix(".png"))
+    print(text)
 
 
 if __name__ == "__main__":

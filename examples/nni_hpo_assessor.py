@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         class_name="nasassist_plugins.nni.NASAssistTuner",
         code_directory=str(HERE),  # so the dispatcher can import this file's build()
         class_args={"model_builder": "nni_hpo_assessor:build", "example_input": [1, 1, 8, 8],
-                    "optimize_mode": "maximize", "n_candidates": 16, "n_startup_trials": 3, "seed": 0,
+                    "optimize_mode": "maximize", "seed": 0,
+                    "config": {"min_candidates": 16, "n_exploration_trials": 3},
                     "decision_log": str(args.experiment_dir / "tuner_decisions.jsonl")},
     )
     config.assessor = CustomAlgorithmConfig(

@@ -29,6 +29,8 @@ import nni  # noqa: E402
 from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear  # noqa: E402
 
+from nasassist_plugins.search import PlannerConfig  # noqa: E402
+
 EPOCHS = 6
 
 
@@ -106,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     strategy = nasassist_nni.NASAssistStrategy(
         example_input=(1, 1, 8, 8),
-        n_candidates=16,
-        prune_quantile=0.5,
-        n_startup_trials=4,
+        config=PlannerConfig(min_candidates=16, prune_quantile=0.5, n_exploration_trials=4),
         assessor=nasassist_nni.NASAssistAssessor(max_step=EPOCHS, lower_bound=0.0, upper_bound=1.0),
         seed=args.seed,
     )

@@ -39,7 +39,7 @@ def worker(url: str, study_name: str, n_trials: int, epochs: int, seed: int) -> 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=study_name, storage=storage(url),
-        sampler=NASAssistSampler(build_model, EXAMPLE_INPUT, n_candidates=16, seed=seed),
+        sampler=NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, seed=seed),
         pruner=NASAssistPruner(max_resource=epochs - 1, lower_bound=0.0, upper_bound=1.0),
     )
     study.optimize(make_objective(load_data(), epochs), n_trials=n_trials)

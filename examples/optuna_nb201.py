@@ -51,7 +51,7 @@ def main() -> None:
 
     predictor = Predictor.load(args.weights) if args.weights else None
     study = optuna.create_study(direction="maximize",
-                                sampler=NASAssistSampler(build_model, predictor=predictor, seed=args.seed))
+                                sampler=NASAssistSampler(build_model=build_model, predictor=predictor, seed=args.seed))
     study.optimize(objective, n_trials=args.trials)
     rank = (accuracy > study.best_value).sum() + 1
     print(f"best 12-epoch CIFAR-10 val accuracy after {args.trials} trials: {study.best_value:.2f} "

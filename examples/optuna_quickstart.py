@@ -137,7 +137,8 @@ def summarise(study: optuna.Study, epochs: int, seconds: float) -> None:
         table.add_column(column, justify="right" if column not in ("origin", "architecture") else "left")
     for t in sorted(complete, key=lambda t: -t.value)[:8]:
         table.add_row(str(t.number), f"{t.value:.4f}", _cell(_zero_shot(t)), _cell(_fine_tuned(t)),
-                      str(t.system_attrs.get("nasassist:origin", "-")), describe(t.params))
+                      str(t.system_attrs.get("nasassist:decision", {}).get("nasassist:origin", "-")),
+                      describe(t.params))
     console = Console(width=130)
     console.print(table)
     console.print(
@@ -235,9 +236,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, seed=args.seed,
-                               n_candidates=24, n_startup_trials=0)
-    pruner = NASAssistPruner(max_resource=args.epochs - 1, min_resource=5, n_warmup_trials=5,
+    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, seed=args.seed)
+    pruner = NASAssistPruner(max_resource=args.epochs - 1, min_resource=1, n_warmup_trials=5,
                              lower_bound=0.0, upper_bound=1.0, zero_shot_quantile=None)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name="digits-quickstart")
     started = time.perf_counter()

@@ -33,6 +33,7 @@ __all__ = [
     "AdapterTypeError",
     "CommandError",
     "ConfigurationError",
+    "ConfigurationTypeError",
     "CurveFitError",
     "DataError",
     "GraphError",
@@ -64,6 +65,10 @@ class NASAssistError(Exception):
 
 class ConfigurationError(NASAssistError, ValueError):
     """An argument of a public constructor or function is invalid (type, range, NaN, ...)."""
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """An argument has the wrong type (also a ``TypeError``)."""
 
 
 # --------------------------------------------------------------------- graphs and adapters
@@ -166,7 +171,7 @@ class NNIEnvironmentError(NASAssistError, ImportError):
     """NNI is missing, or installed next to a package version it cannot work with."""
 
 
-class NNIConfigError(NASAssistError, ValueError):
+class NNIConfigError(ConfigurationError):
     """Invalid arguments of the NNI tuner or assessor (light: no PyTorch import needed)."""
 
 

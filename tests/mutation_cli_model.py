@@ -1,6 +1,5 @@
 """A model file for the ``nasassist improve`` CLI tests (read as text and built in the sandbox)."""
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

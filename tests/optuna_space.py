@@ -30,6 +30,21 @@ def build_model(trial) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), *head)
 
 
+def tiny_predictor():
+    """A small untrained predictor whose gate is fitted on a few models of the space (fast, deterministic)."""
+    import numpy as np
+
+    from nasassist_plugins.optuna import CandidateTrial
+    from nasassist_plugins.predictor import Predictor
+
+    torch.manual_seed(0)
+    predictor = Predictor(hidden_dim=16, ensemble_size=2, seed=0)
+    rng = np.random.RandomState(0)
+    models = [build_model(CandidateTrial(rng)) for _ in range(12)]
+    predictor.fit_gate(predictor.embed(models, EXAMPLE_INPUT), candidates=(1, 2))
+    return predictor
+
+
 def score(model: nn.Module) -> float:
     """A cheap deterministic stand-in for accuracy: rewards width and depth, not size alone."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -59,7 +74,8 @@ def run_worker(storage_url: str, study_name: str, weights: str, n_trials: int, s
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=1, grace_period=3)
-    sampler = NASAssistSampler(build_model, EXAMPLE_INPUT, predictor=Predictor.load(weights), n_candidates=6, seed=seed)
+    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, predictor=Predictor.load(weights),
+                               config={"min_candidates": 6, "max_candidates": 6}, seed=seed)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler,
                               pruner=NASAssistPruner(max_resource=2, min_resource=3))
     study.optimize(slow_objective if slow else objective, n_trials=n_trials)

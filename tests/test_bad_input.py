@@ -268,7 +268,7 @@ def test_bad_specs_and_shapes_give_one_line_and_exit_2(model_file, capsys, spec,
 def test_unwritable_output_is_one_line(model_file, capsys) -> None:
     code = main(["graph", f"{model_file}:Small", "--input-shape", "1,3,8,8", "--out", "/proc/none/graph.png"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "graph.png" in err[0]
+    assert code == 2 and len(err) == 1 and "/proc/none" in err[0]
 
 
 @seed(1910)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -292,3 +293,246 @@ def test_should_stop_is_unknown_with_too_few_points_but_rejects_bad_data():
         should_stop(STEPS, _rising(STEPS), 0.85, MAX_STEP, threshold_probability=1.5)
     with pytest.raises(ValueError, match="max_step must be > 0"):
         should_stop(STEPS, _rising(STEPS), 0.85, 0)
+
+
+# ============================================================================= learned extrapolator (PFN)
+from nasassist_plugins.curves import (  # noqa: E402
+    CurvePFN,
+    ObservedRun,
+    PFNExtrapolator,
+    StopRule,
+    load_default_pfn,
+)
+from nasassist_plugins.curves.pfn import DEFAULT_WEIGHTS, BarDistribution  # noqa: E402
+from nasassist_plugins.errors import ConfigurationError  # noqa: E402
+
+
+def _weights_path():
+    from importlib import resources
+
+    return resources.files("nasassist_plugins.curves").joinpath("weights", DEFAULT_WEIGHTS)
+
+
+def _saturating(asymptote, start, rate, epochs=40, noise=0.003, seed=0):
+    """start -> asymptote along 1 - exp(-t / rate) with small noise; the limit is known."""
+    t = np.arange(1, epochs + 1, dtype=float)
+    clean = asymptote - (asymptote - start) * np.exp(-t / rate)
+    return t, clean + np.random.default_rng(seed).normal(0.0, noise, epochs), clean
+
+
+def test_shipped_weights_are_small_safetensors_and_load_validated():
+    path = _weights_path()
+    with open(path, "rb") as fh:
+        header = fh.read(8)
+    assert int.from_bytes(header, "little") < 100_000  # a safetensors header, not a pickle
+    size = path.stat().st_size
+    assert 100_000 < size <= 5_000_000
+    pfn = load_default_pfn()
+    assert pfn.config["n_layers"] >= 2 and len(pfn.borders) == pfn.config["n_buckets"] + 1
+    assert "command" in json.loads(__import__("safetensors").safe_open(str(path), "numpy").metadata()["training"])
+
+
+def test_corrupt_or_foreign_weights_are_refused_before_use(tmp_path):
+    from safetensors.numpy import save_file
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"x": np.zeros(3, np.float32)}, str(bad), metadata={"format": "something-else"})
+    with pytest.raises(ConfigurationError, match="not curve PFN weights"):
+        CurvePFN.load(bad)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    with pytest.raises(ConfigurationError, match="unreadable"):
+        CurvePFN.load(junk)
+    with pytest.raises(ConfigurationError, match="not found"):
+        CurvePFN.load(tmp_path / "missing.safetensors")
+
+
+def test_numpy_forward_matches_the_torch_training_module():
+    pytest.importorskip("torch")
+    from nasassist_plugins.curves.train_pfn import build_module, check_equivalence
+
+    config = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 48, "n_buckets": 64, "max_observed": 48}
+    module = build_module(config)
+    module.config = config
+    import torch
+
+    module.borders.copy_(torch.linspace(-6, 6, 65))
+    assert check_equivalence(module, n=4) < 1e-4
+
+
+@pytest.mark.parametrize("asymptote, start, rate", [(0.95, 0.2, 6.0), (0.8, 0.1, 10.0), (0.6, 0.3, 4.0)])
+def test_pfn_forecast_of_a_known_asymptote(asymptote, start, rate):
+    t, y, clean = _saturating(asymptote, start, rate)
+    k = 20  # half of the run
+    lce = PFNExtrapolator(max_step=40, upper_bound=1.0, lower_bound=0.0).fit(t[:k], y[:k])
+    median, low, high = lce.quantiles(40, (0.5, 0.05, 0.95))
+    assert low <= clean[-1] <= high
+    assert abs(median - clean[-1]) < 0.03
+    mean, std = lce.predict(40)
+    assert abs(mean - clean[-1]) < 0.03 and 0 < std < 0.15
+    assert high <= 1.0 and low >= 0.0  # inside the known bounds
+    # probabilities agree with the quantiles
+    q10, q90 = lce.quantiles(40, (0.1, 0.9))
+    assert lce.probability_better(q10, 40) == pytest.approx(0.9, abs=0.02)
+    assert lce.probability_better(q90, 40) == pytest.approx(0.1, abs=0.02)
+
+
+def test_pfn_intervals_cover_known_asymptotes_on_a_family_of_curves():
+    """From 25 % of the run, 80 % intervals cover most true final values and the median beats the last value."""
+    rng = np.random.default_rng(7)
+    hits, errors, naive = [], [], []
+    for seed in range(30):
+        a, s0, r = rng.uniform(0.6, 0.98), rng.uniform(0.05, 0.4), rng.uniform(3.0, 12.0)
+        t, y, clean = _saturating(a, s0, r, noise=0.005, seed=seed)
+        lce = PFNExtrapolator(max_step=40, upper_bound=1.0).fit(t[:10], y[:10])
+        low, med, high = lce.quantiles(40, (0.1, 0.5, 0.9))
+        hits.append(low <= clean[-1] <= high)
+        errors.append(abs(med - clean[-1]))
+        naive.append(abs(y[9] - clean[-1]))
+    assert np.mean(hits) >= 0.7, np.mean(hits)
+    assert np.median(errors) < 0.5 * np.median(naive), (np.median(errors), np.median(naive))
+
+
+def test_pfn_minimize_mirrors_maximize_and_sparse_steps_work():
+    t, y, _ = _saturating(0.9, 0.2, 8.0)
+    sparse = np.array([1, 4, 8, 16, 32]) - 1
+    up = PFNExtrapolator(max_step=40, upper_bound=1.0).fit(t[sparse], y[sparse])
+    down = PFNExtrapolator(max_step=40, direction="minimize", lower_bound=-1.0).fit(t[sparse], -y[sparse])
+    assert up.predict(40)[0] == pytest.approx(-down.predict(40)[0], abs=1e-9)
+    assert up.probability_better(0.85, 40) == pytest.approx(down.probability_better(-0.85, 40), abs=1e-9)
+    q = up.quantiles(40, (0.1, 0.5, 0.9))
+    assert q[0] <= q[1] <= q[2]
+
+
+def test_pfn_extrapolator_validates_its_input():
+    with pytest.raises(ConfigurationError, match="max_step"):
+        PFNExtrapolator(max_step=float("nan"))
+    with pytest.raises(ConfigurationError, match="lower_bound"):
+        PFNExtrapolator(max_step=10, lower_bound=1.0, upper_bound=0.0)
+    with pytest.raises(LearningCurveError, match="two distinct"):
+        PFNExtrapolator(max_step=10).fit([3, 3], [0.5, 0.6])
+    with pytest.raises(LearningCurveError, match="finite"):
+        PFNExtrapolator(max_step=10).fit([1, 2], [0.5, float("nan")])
+    with pytest.raises(CurveFitError, match="fit"):
+        PFNExtrapolator(max_step=10).predict(10)
+
+
+def test_bar_distribution_cdf_and_quantile_are_inverse():
+    bars = BarDistribution(np.array([-1.0, 0.0, 0.5, 2.0]), np.array([0.2, 0.5, 0.3]))
+    assert bars.cdf(-2) == 0.0 and bars.cdf(3) == 1.0
+    for q in (0.1, 0.2, 0.45, 0.7, 0.95):
+        assert bars.cdf(bars.quantile(q)) == pytest.approx(q)
+    assert bars.mean() == pytest.approx(0.2 * -0.5 + 0.5 * 0.25 + 0.3 * 1.25)
+
+
+# ============================================================================= the shared decision rule
+def _finished_runs(n=6, epochs=40):
+    runs = []
+    for k in range(n):
+        t, y, _ = _saturating(0.90 - 0.01 * k, 0.2, 6.0, epochs=epochs, seed=100 + k)
+        runs.append(ObservedRun.from_reports(k, t, y, final=float(y[-1])))
+    return runs
+
+
+def test_rule_decides_at_rungs_by_step_not_by_report_count():
+    rule = StopRule(max_resource=40, min_resource=1, reduction_factor=2, upper_bound=1.0)
+    assert list(rule.rungs(40)) == [1, 2, 4, 8, 16, 32]
+    finished = _finished_runs()
+    t, y, _ = _saturating(0.5, 0.1, 6.0, seed=3)
+    # dense reports: decisions only when a rung is reached
+    reasons = [rule.assess(ObservedRun.from_reports("x", t[:k], y[:k]), finished).reason for k in range(1, 12)]
+    assert reasons[0] == "too-few-points"  # one report at the first rung: the forecast waits for a second
+    assert [k + 1 for k, r in enumerate(reasons) if r == "forecast"] == [2, 4, 8]
+    # sparse reports (Optuna steps 0, 3, 7, 15, 31 = resources 1, 4, 8, 16, 32): every one after the first is judged
+    sparse = np.array([1, 4, 8, 16, 32])
+    for k in range(2, 6):
+        d = rule.assess(ObservedRun.from_reports("s", sparse[:k], y[sparse[:k] - 1]), finished)
+        assert d.reason in ("forecast",) and d.stop, (k, d)
+
+
+def test_rule_stops_hopeless_runs_and_keeps_good_ones():
+    rule = StopRule(max_resource=40, upper_bound=1.0, lower_bound=0.0)
+    finished = _finished_runs()
+    t, bad, _ = _saturating(0.6, 0.1, 6.0, seed=11)
+    t, good, _ = _saturating(0.97, 0.2, 6.0, seed=12)
+    d_bad = rule.assess(ObservedRun.from_reports("bad", t[:8], bad[:8]), finished)
+    d_good = rule.assess(ObservedRun.from_reports("good", t[:8], good[:8]), finished)
+    assert d_bad.stop and d_bad.probability < rule.threshold_probability
+    assert not d_good.stop and d_good.probability > 0.2
+    median, low, high = d_bad.forecast
+    assert low <= median <= high < d_bad.reference
+
+
+def test_rule_waits_for_finished_trials_and_explains_when_it_can_never_stop():
+    rule = StopRule(max_resource=40, min_finished=5, upper_bound=1.0)
+    t, y, _ = _saturating(0.5, 0.1, 6.0)
+    assert rule.assess(ObservedRun.from_reports("x", t[:8], y[:8]), _finished_runs(3)).reason == "warm-up"
+    assert "min_resource" in StopRule(min_resource=5, max_resource=4).never_prunes(4)
+    assert "report 1 step" in StopRule(min_resource=1).never_prunes(4, steps_seen=[2, 4])
+    assert StopRule(min_resource=1).never_prunes(40, steps_seen=range(1, 41)) is None
+
+
+def test_zero_shot_rank_tilts_the_probability():
+    rule = StopRule(max_resource=40, upper_bound=1.0)
+    finished = _finished_runs()
+    t, y, _ = _saturating(0.86, 0.2, 6.0, seed=5)
+    run = ObservedRun.from_reports("z", t[:16], y[:16])
+    low, mid, high = (rule.assess(run, finished, zero_shot_rank=r).probability for r in (0.0, 0.5, 1.0))
+    base = rule.assess(run, finished).probability
+    assert mid == pytest.approx(base)
+    assert low < mid < high
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold_probability": float("nan")}, "threshold_probability must be finite"),
+    ({"threshold_probability": 1.0}, "threshold_probability"),
+    ({"reduction_factor": 1.0}, "reduction_factor"),
+    ({"min_resource": 0}, "min_resource"),
+    ({"top_k": 0}, "top_k"),
+    ({"top_k": 1.5}, "top_k must be an integer"),
+    ({"extrapolator": "magic"}, "extrapolator"),
+    ({"max_resource": float("inf")}, "max_resource must be finite"),
+    ({"lower_bound": 1.0, "upper_bound": 0.0}, "lower_bound"),
+    ({"direction": "up"}, "direction"),
+])
+def test_rule_arguments_are_validated_once(kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        StopRule(**kwargs)
+
+
+def test_calibrated_intervals_cover_held_out_real_curves():
+    """Coverage of the rule's calibrated 80 % interval on held-out digits runs (the other half play finished trials)."""
+    from nasassist_plugins.data import load_curve_set
+
+    data = load_curve_set("digits_nb201")
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(data.n_runs)
+    calib, held = idx[:120], idx[120:240]
+    epochs = np.arange(1, data.n_epochs + 1, dtype=float)
+    finished = [ObservedRun.from_reports(int(i), epochs, data.val_acc[i], float(data.val_acc[i, -1])) for i in calib]
+    rule = StopRule(max_resource=float(data.n_epochs), upper_bound=1.0, lower_bound=0.0)
+    for k in (10, 20):
+        hits = []
+        for i in held:
+            pred = rule.predictive(ObservedRun.from_reports(int(i), epochs[:k], data.val_acc[i, :k]),
+                                   float(data.n_epochs), finished)
+            hits.append(pred.quantile(0.1) <= data.val_acc[i, -1] <= pred.quantile(0.9))
+        assert 0.7 <= np.mean(hits) <= 0.92, (k, np.mean(hits))
+
+
+def test_rule_falls_back_to_the_parametric_ensemble_when_the_pfn_cannot_load(monkeypatch, caplog):
+    import logging
+
+    import nasassist_plugins.curves.pfn as pfn_module
+
+    def broken():
+        raise ConfigurationError("curve PFN weights not found: (test)")
+
+    monkeypatch.setattr(pfn_module, "load_default_pfn", broken)
+    rule = StopRule(max_resource=40, upper_bound=1.0, lower_bound=0.0)
+    t, bad, _ = _saturating(0.5, 0.1, 6.0, seed=11)
+    with caplog.at_level(logging.WARNING, logger="nasassist_plugins.curves.decision"):
+        d1 = rule.assess(ObservedRun.from_reports("a", t[:8], bad[:8]), _finished_runs())
+        d2 = rule.assess(ObservedRun.from_reports("b", t[:16], bad[:16]), _finished_runs())
+    assert d1.reason == d2.reason == "forecast" and d2.stop
+    assert sum("parametric ensemble instead" in r.message for r in caplog.records) == 1

@@ -115,6 +115,10 @@ def data_dir(tmp_path: Path) -> Path:
               ["genotype_normal", "genotype_reduce", "naslib_compact", "flops", "flops_time_s", "val_accuracy", "synflow"], [
         [json.dumps(NB301_NORMAL), json.dumps(NB301_REDUCE), "[[(0, 0)]]", 153.5, 0.5, 93.3, 52.8],
     ])  # fmt: skip
+    write_csv(root / "darts1k" / "darts1k_cifar10_valacc.csv", ["genotype_normal", "genotype_reduce", "val_accuracy"], [
+        [json.dumps(NB301_NORMAL), json.dumps(NB301_NORMAL), 85.24],
+        [json.dumps(NB301_REDUCE), json.dumps(NB301_REDUCE), 10.2],
+    ])  # fmt: skip
     write_csv(root / "tnb101" / "tnb101_micro_all4096_zen_valacc.csv",
               ["task", "naslib_idx", "tnb_arch_str", "naslib_op_indices", "zen", "zen_time_s", "val_accuracy"], [
         ["autoencoder", 0, TNB_A, "(3, 1, 1, 2, 1, 2)", 163.9, 5.1, 0.456],
@@ -162,13 +166,13 @@ def check_graphs(family: BenchmarkFamily) -> None:
         assert isinstance(graph, ComputationalGraph)
         graph.validate()
         assert graph.metadata["family"] == family.name
-        assert graph.metadata["tracer"] == "torch.fx"
+        assert graph.metadata["tracer"] == "one-pass"
         assert graph.num_nodes > 50 and graph.num_parameters > 0
 
 
 # ----------------------------------------------------------------------------- loaders
 def test_public_names() -> None:
-    assert FAMILIES == ("nb101", "nb201", "nb301", "tnb101")
+    assert FAMILIES == ("nb101", "nb201", "nb301", "tnb101", "darts1k")
     assert set(VARIANTS) == set(FAMILIES)
     assert VARIANTS["nb201"][0] == "12epoch" and VARIANTS["nb101"][0] == "30k"
 
@@ -250,6 +254,16 @@ def test_load_nb301(data_dir: Path, shared_cache: Path) -> None:
     assert normal == [tuple(p) for p in NB301_NORMAL] and reduce == [tuple(p) for p in NB301_REDUCE]
     np.testing.assert_allclose(fam.target(), [93.3])
     assert sorted(fam.proxies) == ["flops", "synflow"] and list(fam.extras) == ["flops_time_s"]
+    check_graphs(fam)
+
+
+def test_load_darts1k(data_dir: Path, shared_cache: Path) -> None:
+    from nasassist_plugins.families import load_darts1k
+
+    fam = load_darts1k(data_dir, cache_dir=shared_cache, progress=False)
+    assert len(fam) == 2 and fam.ids == ["0", "1"]
+    assert fam.specs[0] == ([tuple(p) for p in NB301_NORMAL], [tuple(p) for p in NB301_NORMAL])
+    np.testing.assert_allclose(fam.target(), [85.24, 10.2])
     check_graphs(fam)
 
 
@@ -404,7 +418,7 @@ def test_sample_graphs(family: str) -> None:
     assert len(graphs) == 2
     for graph in graphs:
         graph.validate()
-        assert graph.metadata["family"] == family and graph.metadata["tracer"] == "torch.fx"
+        assert graph.metadata["family"] == family and graph.metadata["tracer"] == "one-pass"
         assert graph.num_parameters > 0 and "conv2d" in graph.op_counts()
     keys = [g.metadata["spec"] for g in graphs]
     definition = _base.get_family_def(family)

@@ -20,6 +20,7 @@ pytest.importorskip("nni", reason="NNI is not installed (pip install 'nasassist-
 from nni import NoMoreTrialError  # noqa: E402
 from torch import nn  # noqa: E402
 
+from nasassist_plugins.errors import ConfigurationError  # noqa: E402
 from nasassist_plugins.nni import NASAssistTuner, NNIConfigError  # noqa: E402
 
 BUILDER = '''
@@ -76,8 +77,9 @@ def configure(experiment):
     }
     c.tuner = CustomAlgorithmConfig(
         class_name="nasassist_plugins.nni.NASAssistTuner", code_directory=str(here),
-        class_args={"model_builder": "builder:build", "example_input": [1, 64], "n_candidates": 8,
-                    "prune_quantile": 0.5, "seed": 0, "decision_log": str(here / "tuner.jsonl")},
+        class_args={"model_builder": "builder:build", "example_input": [1, 64], "seed": 0,
+                    "config": {"min_candidates": 8, "max_candidates": 8, "prune_quantile": 0.5},
+                    "decision_log": str(here / "tuner.jsonl")},
     )
     c.assessor = CustomAlgorithmConfig(
         class_name="nasassist_plugins.nni.NASAssistAssessor",
@@ -123,6 +125,8 @@ def test_tuner_explains_what_it_needs():
         NASAssistTuner(model_builder="nodots", example_input=[1, 64])
     with pytest.raises(NNIConfigError, match="example_input"):
         NASAssistTuner(model_builder="mymodels:build")
+    with pytest.raises(ConfigurationError, match="unknown planner setting.*n_candidates"):
+        NASAssistTuner(model_builder="mymodels:build", example_input=[1, 64], config={"n_candidates": 8})
     tuner = NASAssistTuner(model_builder="no_such_module_xyz:build", example_input=[1, 64])
     with pytest.raises(NNIConfigError, match="Importing 'no_such_module_xyz' failed"):
         tuner.update_search_space({"width": {"_type": "choice", "_value": [8, 16]}})
@@ -137,8 +141,9 @@ def _mlp(params):
 
 
 def test_tuner_ranks_candidates_and_exhausts_a_finite_space():
-    tuner = NASAssistTuner(model_builder=_mlp, example_input=[1, 64], n_candidates=6, seed=0, fine_tune=False,
-                           n_startup_trials=2)
+    tuner = NASAssistTuner(model_builder=_mlp, example_input=[1, 64], seed=0,
+                           config={"min_candidates": 6, "max_candidates": 6, "fine_tune": False,
+                                   "n_exploration_trials": 2})
     tuner.update_search_space({"width": {"_type": "choice", "_value": [8, 16, 32]},
                                "depth": {"_type": "randint", "_value": [1, 3]}})
     seen = []
@@ -156,6 +161,7 @@ def test_tuner_ranks_candidates_and_exhausts_a_finite_space():
         tuner.generate_parameters(6)
 
 
+@pytest.mark.slow
 def test_custom_tuner_and_assessor_run_in_an_hpo_experiment(tmp_path):
     (tmp_path / "builder.py").write_text(BUILDER)
     (tmp_path / "trial.py").write_text(TRIAL)

@@ -32,7 +32,8 @@ from nasassist_plugins.nni import (  # noqa: E402
     run_nas_experiment,
 )
 from nasassist_plugins.nni import _env  # noqa: E402
-from nasassist_plugins.search import SearchError  # noqa: E402
+from nasassist_plugins.errors import ConfigurationError  # noqa: E402
+from nasassist_plugins.search import PlannerConfig, SearchError  # noqa: E402
 from nni.assessor import AssessResult  # noqa: E402
 from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402
 from nni.nas.execution import SequentialExecutionEngine  # noqa: E402
@@ -67,6 +68,10 @@ class TinySpace(ModelSpace):
 
     def forward(self, x):
         return self.fc(x)
+
+
+def _pool(n: int, **settings) -> PlannerConfig:
+    return PlannerConfig(min_candidates=n, max_candidates=n, **settings)
 
 
 def count_parameters(model):
@@ -147,9 +152,10 @@ def test_hpo_search_space_conversion_and_errors():
 
 # ---------------------------------------------------------------------------- the strategy in experiments
 def test_strategy_runs_a_sequential_experiment_and_never_submits_below_the_quantile(tmp_path, predictor):
-    strategy = NASAssistStrategy(predictor, example_input=(1, 64), n_candidates=8, prune_quantile=0.5,
-                                 population_size=4, sample_size=2, fine_tune_min_trials=4, fine_tune_every=2,
-                                 fine_tune_seconds=1.0, n_startup_trials=3, seed=0)
+    config = PlannerConfig(min_candidates=8, max_candidates=8, prune_quantile=0.5, population_size=4,
+                           tournament_size=2, fine_tune_min_trials=4, fine_tune_every=2, fine_tune_seconds=1.0,
+                           n_exploration_trials=3)
+    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=config, seed=0)
     experiment = run_nas_experiment(MLPSpace(), FunctionalEvaluator(count_parameters), strategy,
                                     max_trials=10, experiment_dir=tmp_path / "exp")
     assert len(strategy.history) == 10
@@ -174,7 +180,7 @@ def test_strategy_runs_a_sequential_experiment_and_never_submits_below_the_quant
 
 
 def test_strategy_stops_on_an_exhausted_small_space(tmp_path, predictor):
-    strategy = NASAssistStrategy(predictor, example_input=(1, 64), n_candidates=8, seed=1)
+    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=_pool(8), seed=1)
     started = time.perf_counter()
     run_nas_experiment(TinySpace(), FunctionalEvaluator(count_parameters), strategy, max_trials=10,
                        experiment_dir=tmp_path)
@@ -193,11 +199,11 @@ def test_strategy_checkpoint_resumes_without_repeating(predictor):
         strategy.run()
         return engine
 
-    first = NASAssistStrategy(predictor, example_input=(1, 64), n_candidates=6, fine_tune=False, seed=3)
+    first = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=_pool(6, fine_tune=False), seed=3)
     run(first, 5)
     state = first.state_dict()
     assert len(state["planner"]["observations"]) == 5
-    second = NASAssistStrategy(predictor, example_input=(1, 64), n_candidates=6, fine_tune=False, seed=3)
+    second = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=_pool(6, fine_tune=False), seed=3)
     engine = run(second, 4, state)
     new = [m.sample for m in engine.list_models()]
     assert len(new) == 4
@@ -223,8 +229,8 @@ class RecordingProposer:
 @pytest.mark.parametrize("fail", [False, True])
 def test_proposer_hook_adds_candidates_and_never_breaks_the_search(tmp_path, predictor, fail):
     proposer = RecordingProposer(fail=fail)
-    strategy = NASAssistStrategy(predictor, example_input=(1, 64), n_candidates=4, proposer=proposer, n_proposals=2,
-                                 fine_tune=False, seed=4)
+    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), proposer=proposer,
+                                 config=_pool(4, n_proposals=2, fine_tune=False), seed=4)
     run_nas_experiment(MLPSpace(), FunctionalEvaluator(count_parameters), strategy, max_trials=5,
                        experiment_dir=tmp_path)
     assert len(strategy.history) == 5
@@ -240,12 +246,14 @@ def test_proposer_hook_adds_candidates_and_never_breaks_the_search(tmp_path, pre
 
 
 def test_strategy_configuration_errors():
-    with pytest.raises(SearchError, match="sample_size"):
-        NASAssistStrategy(population_size=2, sample_size=5)
+    with pytest.raises(ConfigurationError, match="tournament_size"):
+        NASAssistStrategy(config={"population_size": 2, "tournament_size": 5})
     with pytest.raises(SearchError, match="propose_params"):
         NASAssistStrategy(proposer=object())
-    with pytest.raises(NNIConfigError, match="n_candidates"):
-        NASAssistStrategy(n_candidates=0)
+    with pytest.raises(ConfigurationError, match="max_candidates"):
+        NASAssistStrategy(config={"max_candidates": 0})
+    with pytest.raises(TypeError):
+        NASAssistStrategy(None)  # keyword-only arguments
     strategy = NASAssistStrategy()
     space = SimplifiedModelSpace.from_model(MLPSpace(), FunctionalEvaluator(count_parameters))
     with pytest.raises(SearchError, match="example_input"):
@@ -265,8 +273,8 @@ def test_assessor_stops_a_hopeless_curve_and_keeps_a_good_one():
     assessor.trial_end("a", True)
     assert assessor.best_final == pytest.approx(good[-1])
     hopeless = _curve(0.3, 20)
-    assert assessor.assess_trial("b", hopeless[:3]) is AssessResult.Good  # too few points
-    assert assessor.assess_trial("b", hopeless[:6]) is AssessResult.Bad
+    assert assessor.assess_trial("b", hopeless[:1]) is AssessResult.Good  # one report: no curve yet
+    assert assessor.assess_trial("b", hopeless[:4]) is AssessResult.Bad  # judged at the next rung
     better = _curve(0.95, 20)
     assert assessor.assess_trial("c", better[:6]) is AssessResult.Good
     assessor.trial_end("b", False)
@@ -297,12 +305,14 @@ def test_assessor_inside_a_nas_experiment(tmp_path, predictor):
         nni.report_final_result(acc)
 
     assessor = NASAssistAssessor(max_step=epochs, lower_bound=0.0, upper_bound=1.0)
-    strategy = NASAssistStrategy(predictor, example_input=(1, 64), n_candidates=4, assessor=assessor,
-                                 fine_tune=False, seed=5)
+    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), assessor=assessor,
+                                 config=_pool(4, fine_tune=False), seed=5)
     run_nas_experiment(MLPSpace(), FunctionalEvaluator(train), strategy, max_trials=3, experiment_dir=tmp_path)
     assert reported[1] == epochs and reported[3] == epochs
-    assert 5 <= reported[2] < epochs
+    assert 2 <= reported[2] < epochs  # judged from the second report on (rungs 2, 4, 8)
     assert [r["stopped_early"] for r in strategy.history] == [False, True, False]
-    # a stopped model is not evidence for the surrogate
-    assert len(strategy.planner.observations) == 2
+    # a stopped model is censored evidence: its last value bounds what it would have reached
+    assert len(strategy.planner.observations) == 2 and len(strategy.planner.censored) == 1
+    (bound,) = [b for _, b in strategy.planner.censored.values()]
+    assert bound == pytest.approx(_curve(0.3, epochs)[reported[2] - 1])
     assert assessor.best_final == pytest.approx(_curve(0.92, epochs)[-1])

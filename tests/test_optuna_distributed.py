@@ -79,12 +79,14 @@ def test_four_workers_share_one_postgres_study(postgres_url, weights):
     assert sorted(t.number for t in trials) == list(range(20))  # none duplicated
     assert all(t.state == TrialState.COMPLETE for t in trials)
     for trial in trials:  # every trial has its plan and took it
-        plan = trial.system_attrs[_attrs.PLAN]
+        plan = _attrs.join_attr(trial.system_attrs, _attrs.PLAN)
         assert {k: v for k, v in trial.params.items() if k != "lr"} == plan
-        assert _attrs.PREDICTED_MEAN in trial.system_attrs and _attrs.CANDIDATES in trial.system_attrs
-    # workers read each other's plans from the storage: few architectures run twice
-    keys = [params_key(t.system_attrs[_attrs.PLAN]) for t in trials]
-    assert len(set(keys)) >= 16
+        decided = _attrs.decision_of(trial.system_attrs)
+        assert _attrs.PREDICTED_MEAN in decided and _attrs.CANDIDATES in decided
+    # workers reserve plans in the storage before running them: no architecture runs twice
+    keys = [params_key(_attrs.join_attr(t.system_attrs, _attrs.PLAN)) for t in trials]
+    assert len(set(keys)) == 20
+    assert len({t.system_attrs[_attrs.ARCH] for t in trials}) == 20
 
 
 def test_killed_worker_is_marked_failed_by_heartbeat_and_the_study_completes(postgres_url, weights):

@@ -39,6 +39,8 @@ def test_wheel_ships_adapters_under_the_namespace(tmp_path):
     assert "nasassist_plugins/predictor/weights/default.safetensors" in names
     assert "nasassist_plugins/hardware/data/latency_nb201.json" in names  # the device latency predictor
     assert "nasassist_plugins/data/digits_nb201_curves.npz" in names  # learning curves the pruning benchmark replays
+    assert "nasassist_plugins/data/digits_mlp_curves.npz" in names and "nasassist_plugins/data/digits_cnn_curves.npz" in names
+    assert "nasassist_plugins/curves/weights/curve_pfn.safetensors" in names  # the learned curve extrapolator
     assert "nasassist_plugins/mutation/sandbox/worker.py" in names and "nasassist_plugins/optuna/sampler.py" in names
     assert not [n for n in names if n.startswith("adapters/")], "a top-level `adapters` package would shadow PyPI's"
     top_level = {n.split("/")[0] for n in names if not n.endswith(".dist-info/") and "/" in n}

@@ -257,9 +257,10 @@ def test_shipped_default_weights_load_and_score_a_model():
     assert DEFAULT_WEIGHTS.is_file(), "default weights must ship with the package"
     assert DEFAULT_WEIGHTS.stat().st_size <= 25 * 1024 * 1024
     predictor = Predictor.load_default()
-    assert {f["family"] for f in predictor.training_info["families"]} == {"nb101", "nb201", "nb301", "tnb101"}
-    mean, std = predictor.predict([ResidualCNN()], example_input=(1, 3, 32, 32))
-    assert np.isfinite(mean).all() and np.all(std > 0)
+    assert {t["family"] for t in predictor.training_info["tasks"]} == {"nb101", "nb201", "nb301", "tnb101", "darts1k"}
+    assert predictor.has_fusion and predictor.training_info["kind"] == "fused"
+    result = predictor.score([ResidualCNN()], example_input=(1, 3, 32, 32))
+    assert result.kind == ["fused"] and 0.0 <= result.score[0] <= 1.0 and result.std[0] > 0
 
 
 def test_training_pipeline_end_to_end(nb201_graphs):

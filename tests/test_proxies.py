@@ -29,6 +29,7 @@ from nasassist_plugins.proxies import _base
 
 ALL = [
     "params", "flops", "synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "nwot", "zen", "zico",
+    "expressivity", "progressivity", "trainability", "meco", "meco_opt", "swap",
 ]
 
 

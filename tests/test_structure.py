@@ -109,13 +109,12 @@ def test_no_private_names_imported_across_packages() -> None:
     assert not offenders, "\n".join(offenders)
 
 
-@pytest.mark.xfail(reason="TEMPORARY until the learning-curve branch lands (curves/extrapolation.py)", strict=False)
 def test_no_library_module_over_500_lines() -> None:
     long = {str(p.relative_to(ROOT)): n for p in _modules().values() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
-@pytest.mark.parametrize("module", [pytest.param("nasassist_plugins.optuna", marks=pytest.mark.xfail(reason="TEMPORARY until the candidate-path branch lands", strict=False)), "nasassist_plugins.errors", "nasassist_plugins.curves"])
+@pytest.mark.parametrize("module", ["nasassist_plugins.optuna", "nasassist_plugins.errors", "nasassist_plugins.curves"])
 def test_light_imports(module: str) -> None:
     code = (
         f"import sys, {module}; "

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = load_predictor(args.weights)
     resolved = load_model_spec(args.spec, args.input_shape)
-    result = score_graph(predictor, resolved.graph)
+    result = score_graph(predictor, resolved.graph, resolved.model, resolved.input_shape)
     if args.proxies:
         result["proxies"], result["proxy_errors"] = _proxies(resolved, args.proxies, args.proxy_batch)
     console = make_console()
@@ -91,23 +91,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_graph(predictor: Any, graph) -> dict[str, Any]:
-    """Prediction, uncertainty, novelty and top-3 GMM memberships of one graph."""
+def score_graph(predictor: Any, graph, model: Any = None, input_shape: Any = None) -> dict[str, Any]:
+    """Score, uncertainty, novelty, kind and top-3 GMM memberships of one model (or graph).
+
+    A PyTorch model gets the fused zero-shot score (its training-free suite runs on a random
+    batch of 16 of ``input_shape``), placed against the predictor's reference; a graph or an
+    ONNX file gets the learned part only.
+    """
     import torch
 
-    mean, std = predictor.predict([graph])
+    item = model if model is not None and input_shape is not None else graph
+    details = _quietly(predictor.score, [item], input_shape if item is model else None, population="reference")
     z = torch.from_numpy(predictor.embed([graph]))
     with torch.no_grad():
         memberships = predictor.clusterer.memberships(z).numpy()[0]
-        novelty = float(predictor.clusterer.novelty(z).reshape(-1)[0])
     top = np.argsort(-memberships, kind="stable")[:3]
+    anchor = float(details.anchor[0])
     return {
         "graph": graph.name,
         "num_parameters": graph.num_parameters,
-        "score": float(mean[0]),
-        "std": float(std[0]),
+        "score": float(details.score[0]),
+        "std": float(details.std[0]),
+        "kind": details.kind[0],
+        "anchor": anchor if math.isfinite(anchor) else None,
+        "learned": float(details.learned[0]),
         "scale": predictor.target_description,
-        "novelty": novelty,
+        "novelty": float(details.novelty[0]),
+        "suite": {k: (v if math.isfinite(v) else None) for k, v in (details.signals[0] or {}).items()},
         "clusters": [{"cluster": int(k), "membership": float(memberships[k])} for k in top],
     }
 
@@ -133,14 +143,17 @@ def _proxies(resolved, names: str, batch: int) -> tuple[dict[str, float | None],
 
 
 def _quietly(function, *args, **kwargs):
-    """Call ``function`` with the proxies logger's warnings held back (the table shows them)."""
-    proxies_logger = logging.getLogger("nasassist_plugins.proxies")
-    previous = proxies_logger.level
-    proxies_logger.setLevel(logging.ERROR)
+    """Call ``function`` with the proxies' (and the graph-only notice's) warnings held back
+    (the table shows what failed and which kind of score it is)."""
+    loggers = [logging.getLogger(name) for name in ("nasassist_plugins.proxies", "nasassist_plugins.predictor")]
+    previous = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         return function(*args, **kwargs)
     finally:
-        proxies_logger.setLevel(previous)
+        for lg, level in zip(loggers, previous):
+            lg.setLevel(level)
 
 
 def _score_table(result: dict[str, Any]):
@@ -149,13 +162,18 @@ def _score_table(result: dict[str, Any]):
     table = Table(title=f"Predicted score of {result['graph']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("score", f"{result['score']:.4f} ± {result['std']:.4f}")
+    table.add_row("score", f"{result['score']:.4f} ± {result['std']:.4f} ({result.get('kind', '-')})")
+    if result.get("anchor") is not None:
+        table.add_row("training-free anchor", f"{result['anchor']:.4f}")
+    table.add_row("learned part", f"{result.get('learned', float('nan')):.4f}")
     table.add_row("scale", result["scale"] or "-")
     table.add_row("parameters", f"{result['num_parameters']:,}")
-    table.add_row("novelty", f"{result['novelty']:.2f} (0: typical of the training embeddings, 1: far from every cluster)")
+    table.add_row("novelty", f"{result['novelty']:.2f} (fraction of training architectures more typical; 1: unlike all)")
     table.add_row(
         "GMM clusters (top 3)", ", ".join(f"cluster {c['cluster']}: {c['membership']:.3f}" for c in result["clusters"])
     )
+    for name, value in (result.get("suite") or {}).items():
+        table.add_row(f"suite {name}", "failed" if value is None else f"{value:.6g}")
     errors = result.get("proxy_errors") or {}
     for name, value in (result.get("proxies") or {}).items():
         table.add_row(f"proxy {name}", f"failed: {errors.get(name, 'no value')}" if value is None else f"{value:.6g}")

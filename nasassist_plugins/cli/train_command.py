@@ -31,10 +31,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-minutes", type=float, default=50.0, help="overall time budget for the training steps")
     parser.add_argument("--jobs", type=int, default=2, help="processes for tracing benchmark graphs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fused", action="store_true",
+                        help="train the fused zero-shot score (training-free anchor + learned correction) from the "
+                             "suite values in --suite, with a leave-family-out report; the other size options above "
+                             "do not apply")
+    parser.add_argument("--suite", type=Path, default=Path("benchmarks/results/suite"),
+                        help="folder of suite checkpoints from benchmarks/zero_shot_suite.py (with --fused)")
+    parser.add_argument("--families", default="nb101,nb201,nb301,tnb101,darts1k",
+                        help="families for --fused (comma-separated)")
     parser.set_defaults(func=run)
 
 
+def run_fused(args: argparse.Namespace) -> int:
+    from nasassist_plugins.errors import CommandError
+    from nasassist_plugins.predictor.training.fused import FusedConfig, load_tasks, train_fused
+
+    started = time.perf_counter()
+    if not args.suite.is_dir():
+        raise CommandError(f"--suite {args.suite} is not a folder of suite checkpoints (run benchmarks/zero_shot_suite.py)")
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    tasks, graphs = load_tasks(str(args.data), str(args.suite), families, progress=True)
+    if not tasks:
+        raise CommandError(f"no family in {families} has suite values in {args.suite}")
+    load_s = time.perf_counter() - started
+    config = FusedConfig(pretrain_epochs=args.pretrain_epochs, zoo=args.zoo, seed=args.seed,
+                         pretrain_max_minutes=min(8.0, 0.2 * args.max_minutes))
+    predictor, report = train_fused(tasks, graphs, config, progress=True)
+    predictor.training_info["timings"]["load_and_trace_s"] = load_s
+    predictor.training_info["command"] = "nasassist " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report["timings"]["load_and_trace_s"] = load_s
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights = predictor.save(args.out / "predictor.safetensors")
+    (args.out / "training_info.json").write_text(json.dumps(predictor.training_info, indent=1))
+    (args.out / "fused_report.json").write_text(json.dumps(report, indent=1))
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and fused_report.json; "
+          f"{len(tasks)} tasks of {', '.join(families)} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.fused:
+        return run_fused(args)
     from nasassist_plugins.families import sample_graphs
     from nasassist_plugins.predictor.training.tasks import load_task, resolve_tasks
     from nasassist_plugins.predictor.training.pipeline import TrainingConfig, train_predictor

@@ -22,6 +22,7 @@ Families and variants (files are read from ``data_dir``, e.g. ``../shared/data``
 * ``nb201``: ``12epoch`` (default), ``zc-cifar10``, ``zc-imagenet16-120``, ``zc725``
 * ``nb301``: ``zc``
 * ``tnb101``: ``micro`` (default), ``micro-zc``
+* ``darts1k``: ``cifar10`` (1,000 DARTS networks with measured accuracies)
 
 Families are table-driven: each is one :class:`~.registry.FamilyDef` in its own module,
 listed in :data:`~.registry.FAMILY_MODULES`. ``load_nb101(data_dir, ...)`` and the other
@@ -67,6 +68,7 @@ __all__ = [
     "load_nb201",
     "load_nb301",
     "load_tnb101",
+    "load_darts1k",
     "sample_graphs",
     "sample_specs",
     "spec_graph",
@@ -99,7 +101,7 @@ def load_family(
     """Load a benchmark family's architectures, graphs and measured figures.
 
     Args:
-        name: one of :data:`FAMILIES` (``"nb101"``, ``"nb201"``, ``"nb301"``, ``"tnb101"``).
+        name: one of :data:`FAMILIES` (``"nb101"``, ``"nb201"``, ``"nb301"``, ``"tnb101"``, ``"darts1k"``).
         data_dir: folder holding the benchmark data (``nb101/``, ``nb201/``, ...), e.g.
             ``../shared/data``.
         variant: which file of the family (see :data:`VARIANTS`; default: the first).
@@ -179,4 +181,5 @@ def _family_loader(name: str) -> Callable[..., BenchmarkFamily]:
 load_nb101 = _family_loader("nb101")
 load_nb201 = _family_loader("nb201")
 load_nb301 = _family_loader("nb301")
+load_darts1k = _family_loader("darts1k")
 load_tnb101 = _family_loader("tnb101")

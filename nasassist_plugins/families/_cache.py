@@ -116,9 +116,12 @@ def cache_key(family: str, build_config: Mapping[str, Any], modules: Iterable[st
     """``(key, header)``: a short hash naming the cache file, and what it hashes."""
     import torch
 
+    from nasassist_plugins.adapters.torch_adapter import TRACER_VERSION
+
     header = {
         "family": family,
         "cache_format": CACHE_FORMAT_VERSION,
+        "tracer": TRACER_VERSION,
         "graph_format": GRAPH_FORMAT_VERSION,
         "torch": ".".join(torch.__version__.split("+")[0].split(".")[:2]),
         "code": code_fingerprint(modules),

@@ -35,6 +35,7 @@ FAMILY_MODULES: dict[str, str] = {
     "nb201": "nasassist_plugins.families.nb201",
     "nb301": "nasassist_plugins.families.nb301",
     "tnb101": "nasassist_plugins.families.tnb101",
+    "darts1k": "nasassist_plugins.families.darts1k",
 }
 
 #: Other spellings accepted for a family name (after lower-casing and removing ``-``/``_``).
@@ -52,6 +53,7 @@ ALIASES: dict[str, str] = {
 #: editing them keeps the cache.)
 TRACER_MODULES: tuple[str, ...] = (
     "nasassist_plugins.adapters.torch_adapter",
+    "nasassist_plugins.adapters._torch_trace",
     "nasassist_plugins.adapters._torch_ops",
     "nasassist_plugins.adapters.cells._layers",
     "nasassist_plugins.graph.computational_graph",

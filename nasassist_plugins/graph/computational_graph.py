@@ -95,7 +95,7 @@ class Node:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Node":
-        """Rebuild a node from :meth:`to_dict` output, checking every attribute.
+        """Rebuild a node from ``to_dict()`` output, checking every attribute.
 
         Raises:
             GraphError: a missing or non-string name/op type, or an attribute that is not

@@ -35,6 +35,11 @@ class ParameterProposer(Protocol):
     oriented so that larger is better; ``distributions`` has an Optuna distribution for
     every parameter seen. Returns up to ``n`` new dicts whose values lie in the
     distributions (parameters may be omitted; the caller fills them randomly).
+
+    A proposer whose method also accepts a ``context`` keyword gets the planner's
+    :class:`~nasassist_plugins.search.source.ProposalContext`: build graphs with its
+    ``graph_of`` and score with its ``score`` (the study's surrogate) instead of a
+    builder and predictor of its own.
     """
 
     def propose_params(

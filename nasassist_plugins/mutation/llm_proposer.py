@@ -91,8 +91,12 @@ class LLMProposer:
         distributions: Mapping[str, BaseDistribution],
         n: int,
         rng: np.random.RandomState,
+        context: Any = None,
     ) -> list[dict[str, Any]]:
-        """Ask the LLM for ``n`` parameter sets; keep the valid new ones, fill the rest offline."""
+        """Ask the LLM for ``n`` parameter sets; keep the valid new ones, fill the rest offline.
+
+        ``context`` (given by the planner) is passed on to the offline fallback.
+        """
         if n <= 0 or not distributions:
             return []
         seen = {params_key(p) for p, _ in parents}
@@ -123,7 +127,7 @@ class LLMProposer:
         valid = valid[:n]
         if len(valid) < n:
             filler_parents = list(parents) + [(p, float("-inf")) for p in valid]
-            valid += self.fallback.propose_params(filler_parents, distributions, n - len(valid), rng)
+            valid += self.fallback.propose_params(filler_parents, distributions, n - len(valid), rng, context=context)
         return valid[:n]
 
     # ------------------------------------------------------------------ source

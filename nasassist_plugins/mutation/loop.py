@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -36,7 +36,6 @@ from nasassist_plugins.mutation.errors import MutationError, ProposalRejected
 from nasassist_plugins.mutation.prompts import PROMPT_VERSION, Attempt, Constraints
 from nasassist_plugins.mutation.redact import redact
 from nasassist_plugins.mutation.sandbox import Sandbox, check_source
-from nasassist_plugins.mutation.space import params_key
 from nasassist_plugins.relevance import layer_relevance
 
 __all__ = ["HistoryEntry", "ImproveResult", "ParamsResult", "improve", "improve_params"]
@@ -193,7 +192,7 @@ def improve(
             raise MutationError(f"the starting model {entry} cannot be built in the sandbox on an input of shape {input_shape} "
                                 f"({base.reason}): {base.detail}")
         base_graph = base.graph()
-        base_pred = _predict_one(predictor, base_graph)
+        base_pred = _predict_one(predictor, base_graph, base.extra.get("suite"))
         constraints = Constraints(entry, input_shape, tuple(base.output_shape or ()), int(base.num_params or 0), param_budget)
         target = str(getattr(predictor, "target_description", ""))
 
@@ -236,7 +235,7 @@ def improve(
                 if result.num_params is None or not low <= result.num_params <= high:
                     raise ProposalRejected("parameter-budget", f"{result.num_params:,} parameters, allowed {low:,}..{high:,}")
                 graph = result.graph()
-                score = _predict_one(predictor, graph)
+                score = _predict_one(predictor, graph, result.extra.get("suite"))
                 entry_row.predicted = score
                 entry_row.num_params = result.num_params
                 entry_row.accepted = True
@@ -335,9 +334,12 @@ def _join_lineage(steps: list[str]) -> str:
     return " ".join(f"({k}) {text}" for k, text in enumerate(steps, 1))
 
 
-def _predict_one(predictor: Any, graph: ComputationalGraph) -> float:
-    mean, _ = predictor.predict([graph])
-    return float(np.asarray(mean, dtype=float).reshape(-1)[0])
+def _predict_one(predictor: Any, graph: ComputationalGraph, suite: Any = None) -> float:
+    """One model's score: fused when the sandbox measured its suite signals (see ``predict_sandboxed``)."""
+    from nasassist_plugins.mutation.offline import predict_sandboxed
+
+    mean, _ = predict_sandboxed(predictor, [graph], [suite])
+    return float(mean[0])
 
 
 def _source_and_entry(model_or_source: nn.Module | str, entry: str | None) -> tuple[str, str]:

@@ -43,11 +43,37 @@ from nasassist_plugins.mutation.errors import MutationError
 from nasassist_plugins.mutation.space import contains, neighbours, params_key, random_value
 from nasassist_plugins.relevance import graph_layers, layer_relevance
 
-__all__ = ["RelevanceGuidedMutator", "module_signatures"]
+__all__ = ["RelevanceGuidedMutator", "module_signatures", "predict_sandboxed"]
 
 _logger = logging.getLogger(__name__)
 _CACHE_LIMIT = 50_000
 _SIGNATURE_SKIP = frozenset({"output_shape", "flops", "masked", "masked_op"})
+
+
+def predict_sandboxed(predictor: Any, graphs: Sequence[ComputationalGraph],
+                      suites: Sequence[Mapping[str, float] | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of models built in the sandbox: the fused score from their graphs and the suite
+    signals the sandbox measured, each model placed against the predictor's reference (so
+    a score does not depend on the other models scored with it and compares with the
+    parent's). Predictors without a ``suite`` argument (duck-typed ones) get the graphs only.
+    """
+    kwargs: dict[str, Any] = {}
+    if suites is not None and any(s is not None for s in suites) and _accepts(predictor.predict, "suite"):
+        kwargs["suite"] = list(suites)
+        if _accepts(predictor.predict, "population"):
+            kwargs["population"] = "reference"
+    mean, std = predictor.predict(list(graphs), **kwargs)
+    return np.asarray(mean, dtype=float).reshape(-1), np.asarray(std, dtype=float).reshape(-1)
+
+
+def _accepts(function: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters
 
 
 def module_signatures(graph: ComputationalGraph) -> dict[str, tuple]:
@@ -134,6 +160,7 @@ class RelevanceGuidedMutator:
         self._graphs: dict[str, ComputationalGraph | None] = {}
         self._tables: dict[str, Any] = {}
         self._source_queues: dict[str, list[SourceCandidate]] = {}
+        self._context: Any = None  # the planner's ProposalContext during one propose_params call
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -142,6 +169,8 @@ class RelevanceGuidedMutator:
 
     @property
     def predictor(self) -> Any:
+        if self._context is not None:  # inside a planner's call: its predictor
+            return self._context.predictor
         if self._predictor is None:
             from nasassist_plugins.predictor import Predictor
 
@@ -162,7 +191,9 @@ class RelevanceGuidedMutator:
         graph: ComputationalGraph | None
         try:
             self.graph_builds += 1
-            if self.build_graph is not None:
+            if self._context is not None:  # built the planner's way, and encoded once for both of us
+                graph = self._context.graph_of(dict(params))
+            elif self.build_graph is not None:
                 graph = self.build_graph(dict(params))
             else:
                 import optuna
@@ -183,7 +214,10 @@ class RelevanceGuidedMutator:
         pairs = [(m, g) for m, g in zip(todo, graphs) if g is not None]
         if pairs:
             self.predictor_calls += 1
-            mean, std = self.predictor.predict([g for _, g in pairs])
+            if self._context is not None:  # the study's surrogate (fine-tuned once results exist)
+                mean, std = self._context.score([m.params for m, _ in pairs])
+            else:
+                mean, std = self.predictor.predict([g for _, g in pairs])
             stds = np.asarray(std, dtype=float).reshape(-1)
             for (m, _), value, spread in zip(pairs, np.asarray(mean, dtype=float).reshape(-1), stds):
                 self.predictions[m.key] = float(value)
@@ -206,15 +240,33 @@ class RelevanceGuidedMutator:
         distributions: Mapping[str, BaseDistribution],
         n: int,
         rng: np.random.RandomState,
+        context: Any = None,
     ) -> list[dict[str, Any]]:
-        """Up to ``n`` new parameter sets near the best parent (see the class docstring)."""
+        """Up to ``n`` new parameter sets near the best parent (see the class docstring).
+
+        ``context`` (a :class:`~nasassist_plugins.search.source.ProposalContext`, given by
+        the planner) replaces this mutator's builder and predictor for the call: graphs are
+        built the planner's way and moves are scored by the study's surrogate.
+        """
         if n <= 0 or not distributions:
             return []
+        if context is not None:
+            self._context = context
+            self.predictions.clear()  # the surrogate changes as the study goes: no stale scores
+            self.prediction_std.clear()
+            try:
+                return self._propose(parents, distributions, n, rng)
+            finally:
+                self._context = None
+        return self._propose(parents, distributions, n, rng)
+
+    def _propose(self, parents: Sequence[tuple[dict[str, Any], float]], distributions: Mapping[str, BaseDistribution],
+                 n: int, rng: np.random.RandomState) -> list[dict[str, Any]]:
         seen = {params_key(p) for p, _ in parents}
         if not parents:
             return self._random_fill([], distributions, n, rng, seen)
         parent = self._complete(dict(parents[0][0]), distributions, rng)
-        if self.has_builder:
+        if self.has_builder or self._context is not None:
             try:
                 proposals = self._guided(parent, distributions, n, rng, seen)
             except Exception as exc:  # noqa: BLE001 - guidance is an optimisation; never fail a study over it
@@ -258,7 +310,7 @@ class RelevanceGuidedMutator:
             table = layer_relevance(self.predictor, parent_graph)
             self._tables[parent_key] = table
         deltas = {row.key: row.delta for row in table}
-        parent_mean = table.baseline_mean
+        parent_mean = table.baseline_mean if self._context is None else float(self._context.score([parent])[0][0])
         names = list(distributions)
         moves = self._single_moves(parent, names, distributions, rng, seen)
         if len(moves) < 2 * n + 4 and self.random_moves > 0:
@@ -434,7 +486,7 @@ class RelevanceGuidedMutator:
             return []
         predictor = request.predictor if request.predictor is not None else self.predictor
         self.predictor_calls += 1
-        mean, _ = predictor.predict([g for _, _, g in kept])
+        mean, _ = predict_sandboxed(predictor, [g for _, _, g in kept], [r.extra.get("suite") for _, r, _ in kept])
         candidates = [
             SourceCandidate(edit.source, edit.explanation, f"offline:{edit.rule}", sandbox_result=result,
                             predicted=float(m), info={"rule": edit.rule, "line": edit.line})

@@ -1,12 +1,14 @@
 """NASAssistAssessor: learning-curve early stopping for NNI (HPO, and NAS through the strategy).
 
-The decision is :func:`nasassist_plugins.curves.should_stop` — the one implementation the
-Optuna pruner uses too: the partial curve is extrapolated to ``max_step`` with the
-weighted ensemble of parametric curve families, and the trial is stopped when the
-probability that it ends better than the best finished trial is below
-``threshold_probability``.
+The decision is :meth:`nasassist_plugins.curves.StopRule.assess` — the very code the Optuna
+pruner runs: at rungs ``min_resource * reduction_factor**k`` (in reports), the partial curve is
+extrapolated to ``max_step`` by the learned curve extrapolator, recalibrated on the finished
+trials' curves, and the trial is stopped when the probability that it ends better than the
+``top_k``-th best finished trial is below ``threshold_probability``. NNI reports carry no step
+numbers, so the ``k``-th report of a trial is step ``k`` (resource ``k``).
 
-HPO (the assessor runs in NNI's dispatcher process)::
+HPO (the assessor runs in NNI's dispatcher process; it imports neither PyTorch nor the
+predictor, so the dispatcher connects in time)::
 
     config.assessor = CustomAlgorithmConfig(
         class_name="nasassist_plugins.nni.NASAssistAssessor",
@@ -27,111 +29,131 @@ from typing import Any, Sequence
 
 from nni.assessor import AssessResult, Assessor
 
-from nasassist_plugins.curves import should_stop
-from nasassist_plugins.errors import NNIConfigError
+from nasassist_plugins.curves.decision import ObservedRun, StopRule
+from nasassist_plugins.errors import ConfigurationError, NNIConfigError
 from nasassist_plugins.nni._util import scalar_metric
 
 _logger = logging.getLogger(__name__)
 
 
 class NASAssistAssessor(Assessor):
-    """Stop trials whose extrapolated learning curve is unlikely to beat the best finished one.
+    """Stop trials whose extrapolated learning curve is unlikely to beat the best finished ones.
+
+    Example::
+
+        from nasassist_plugins.nni import NASAssistAssessor
+
+        assessor = NASAssistAssessor(max_step=20, lower_bound=0.0, upper_bound=1.0)
+        # HPO: CustomAlgorithmConfig(class_name="nasassist_plugins.nni.NASAssistAssessor",
+        #                            class_args={"max_step": 20, "upper_bound": 1.0})
+
+    All arguments are keyword-only (NNI passes ``class_args`` by name).
 
     Args:
-        max_step: number of intermediate reports of a full trial (e.g. epochs). ``None``:
+        max_step: Number of intermediate reports of a full trial (e.g. epochs). Default ``None``:
             the longest curve of a finished trial (no decision before one has finished).
-        optimize_mode: ``"maximize"`` (accuracy) or ``"minimize"`` (loss).
-        threshold_probability: stop when P(final better than the best) is below this.
-        min_points: reports needed before the first decision (at least 3).
-        gap: decide every ``gap`` new reports of a trial.
-        lower_bound, upper_bound: bounds of the metric (e.g. 0 and 1 for accuracy); pass
-            them when known, they make forecasts much tighter.
-        min_finished: finished trials needed before any trial can be stopped.
-        decision_log: optional path of a JSON-lines file receiving every decision.
+        optimize_mode: ``"maximize"`` (default; accuracy) or ``"minimize"`` (loss).
+        threshold_probability: Stop when P(final better than the reference) is below this
+            (default 0.15), in (0, 1). The probability is recalibrated on the finished trials.
+        min_resource: The first rung, in reports (default 1; a forecast needs two reports).
+        reduction_factor: Rung spacing (default 2): decisions at ``min_resource * reduction_factor**k`` reports.
+        top_k: Compare with the ``top_k``-th best finished trial (default 1: the best).
+        min_finished: Finished trials needed before any trial can be stopped (default 1).
+        extrapolator: ``"pfn"`` (default; learned) or ``"parametric"`` (ensemble of curve families).
+        calibrate: Recalibrate forecasts on the finished trials (default ``None``: on for ``"pfn"``).
+        lower_bound: Smallest value of the metric (default ``None``; 0 for accuracies).
+        upper_bound: Largest value of the metric (default ``None``; 1 for accuracies). Pass the
+            bounds when known: they make forecasts much tighter.
+        decision_log: Optional path of a JSON-lines file receiving every decision (default ``None``).
+
+    Raises:
+        NNIConfigError: an argument is invalid (a :class:`~nasassist_plugins.errors.ConfigurationError`
+            message, raised as NNI's configuration error).
     """
 
     def __init__(
         self,
+        *,
         max_step: int | None = None,
         optimize_mode: str = "maximize",
-        threshold_probability: float = 0.05,
-        min_points: int = 5,
-        gap: int = 1,
+        threshold_probability: float = 0.15,
+        min_resource: int = 1,
+        reduction_factor: float = 2.0,
+        top_k: int = 1,
+        min_finished: int = 1,
+        extrapolator: str = "pfn",
+        calibrate: bool | None = None,
         lower_bound: float | None = None,
         upper_bound: float | None = None,
-        min_finished: int = 1,
         decision_log: str | None = None,
     ) -> None:
         super().__init__()
         if max_step is not None and (isinstance(max_step, bool) or not isinstance(max_step, int) or max_step < 2):
             raise NNIConfigError(f"max_step must be an integer >= 2 or None, got {max_step!r}")
-        if optimize_mode not in ("maximize", "minimize"):
-            raise NNIConfigError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
-        if not isinstance(threshold_probability, (int, float)) or not 0.0 <= threshold_probability <= 1.0:
-            raise NNIConfigError(f"threshold_probability must be in [0, 1], got {threshold_probability!r}")
-        for name, value, minimum in (("min_points", min_points, 3), ("gap", gap, 1), ("min_finished", min_finished, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise NNIConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(min_resource, bool) or not isinstance(min_resource, int) or min_resource < 1:
+            raise NNIConfigError(f"min_resource must be an integer >= 1, got {min_resource!r}")
+        try:
+            self.rule = StopRule(
+                direction=optimize_mode, max_resource=None if max_step is None else float(max_step),
+                min_resource=float(min_resource), reduction_factor=reduction_factor,
+                threshold_probability=threshold_probability, top_k=top_k, min_finished=min_finished,
+                extrapolator=extrapolator, calibrate=calibrate, lower_bound=lower_bound, upper_bound=upper_bound,
+            )
+        except ConfigurationError as exc:
+            raise NNIConfigError(str(exc).replace("direction", "optimize_mode")) from exc
         self.max_step = max_step
         self.optimize_mode = optimize_mode
-        self.threshold_probability = float(threshold_probability)
-        self.min_points = min_points
-        self.gap = gap
-        self.lower_bound = None if lower_bound is None else float(lower_bound)
-        self.upper_bound = None if upper_bound is None else float(upper_bound)
-        self.min_finished = min_finished
         self.decision_log = Path(decision_log) if decision_log else None
-        self.best_final: float | None = None
-        self.n_finished = 0
-        self.longest_finished = 0
         self.decisions: list[dict[str, Any]] = []
+        self.finished: list[ObservedRun] = []
         self._curves: dict[str, list[float]] = {}
-        self._last_assessed: dict[str, int] = {}
         self._stopped: set[str] = set()
+        self._assessed: dict[str, float] = {}
+        self._warned_never = False
+        if max_step is not None:
+            self._warn_if_never_stops(float(max_step))
+
+    @property
+    def best_final(self) -> float | None:
+        """Best final value of the finished trials (``None`` before one has finished)."""
+        finals = [r.final for r in self.finished if r.final is not None]
+        if not finals:
+            return None
+        return max(finals) if self.optimize_mode == "maximize" else min(finals)
 
     # ------------------------------------------------------------------ NNI contract
     def assess_trial(self, trial_job_id: str, trial_history: Sequence[Any]) -> AssessResult:
-        values = [v for v in (scalar_metric(h) for h in trial_history) if v is not None]
-        self._curves[trial_job_id] = values
-        n = len(values)
+        values = [scalar_metric(h) for h in trial_history]
+        self._curves[trial_job_id] = [v for v in values if v is not None]
         if trial_job_id in self._stopped:
             return AssessResult.Bad
-        if self.best_final is None or self.n_finished < self.min_finished or n < self.min_points:
+        # report k (1-based) is step k; unusable reports keep their step but are skipped
+        steps = [k + 1 for k, v in enumerate(values) if v is not None]
+        run = ObservedRun.from_reports(trial_job_id, steps, [v for v in values if v is not None])
+        decision = self.rule.assess(run, self.finished, assessed_up_to=self._assessed.get(trial_job_id, 0.0))
+        if decision.reason != "forecast":
             return AssessResult.Good
-        last = self._last_assessed.get(trial_job_id)
-        if last is not None and n - last < self.gap:
-            return AssessResult.Good
-        max_step = self.max_step or self.longest_finished
-        if max_step <= n:
-            return AssessResult.Good
-        self._last_assessed[trial_job_id] = n
-        decision = should_stop(
-            list(range(1, n + 1)), values, self.best_final, max_step,
-            threshold_probability=self.threshold_probability, min_points=self.min_points,
-            direction=self.optimize_mode, lower_bound=self.lower_bound, upper_bound=self.upper_bound,
-        )
+        self._assessed[trial_job_id] = decision.step
+        median, low, high = decision.forecast
         record = {
-            "trial": trial_job_id, "step": n, "max_step": max_step, "best_final": self.best_final,
-            "probability": None if math.isnan(decision.probability) else decision.probability,
-            "forecast_mean": None if math.isnan(decision.prediction[0]) else decision.prediction[0],
-            "forecast_std": None if math.isnan(decision.prediction[1]) else decision.prediction[1],
-            "stop": decision.stop,
+            "trial": trial_job_id, "step": decision.step, "max_step": self.max_step or self._longest(),
+            "reference": decision.reference, "probability": decision.probability,
+            "raw_probability": decision.raw_probability, "forecast_median": _finite(median),
+            "forecast_low": _finite(low), "forecast_high": _finite(high), "stop": decision.stop,
         }
         self.decisions.append(record)
         self._log(record)
         if decision.stop:
             self._stopped.add(trial_job_id)
-            _logger.info(
-                "Trial %s stopped at step %d/%d: P(beats %.4f) = %.3f, forecast %.4f ± %.4f",
-                trial_job_id, n, max_step, self.best_final, decision.probability, *decision.prediction,
-            )
+            _logger.info("Trial %s stopped at step %g: P(beats %.4f) = %.3f, forecast %.4f [%.4f, %.4f]",
+                         trial_job_id, decision.step, decision.reference, decision.probability, median, low, high)
             return AssessResult.Bad
         return AssessResult.Good
 
     def trial_end(self, trial_job_id: str, success: bool, final_value: float | None = None) -> None:
-        """Record a finished trial; its final value (default: its last report) can become the best."""
+        """Record a finished trial; its final value (default: its last report) joins the reference set."""
         curve = self._curves.pop(trial_job_id, [])
-        self._last_assessed.pop(trial_job_id, None)
+        self._assessed.pop(trial_job_id, None)
         stopped = trial_job_id in self._stopped
         self._stopped.discard(trial_job_id)
         if not success or stopped:
@@ -139,16 +161,23 @@ class NASAssistAssessor(Assessor):
         final = scalar_metric(final_value) if final_value is not None else (curve[-1] if curve else None)
         if final is None:
             return
-        self.n_finished += 1
-        self.longest_finished = max(self.longest_finished, len(curve))
-        if self.best_final is None:
-            self.best_final = final
-        elif self.optimize_mode == "maximize":
-            self.best_final = max(self.best_final, final)
-        else:
-            self.best_final = min(self.best_final, final)
+        run = ObservedRun.from_reports(trial_job_id, range(1, len(curve) + 1), curve, final)
+        self.finished.append(run)
+        if self.max_step is None:
+            self._warn_if_never_stops(self._longest(), run.steps)
 
     # ------------------------------------------------------------------ helpers
+    def _longest(self) -> int:
+        return max((len(r.steps) for r in self.finished), default=0)
+
+    def _warn_if_never_stops(self, max_step: float, steps_seen: Sequence[float] = ()) -> None:
+        if self._warned_never:
+            return
+        reason = self.rule.never_prunes(max_step, steps_seen)
+        if reason is not None:
+            self._warned_never = True
+            _logger.warning("NASAssistAssessor can never stop a trial: %s.", reason)
+
     def _log(self, record: dict[str, Any]) -> None:
         if self.decision_log is None:
             return
@@ -157,3 +186,7 @@ class NASAssistAssessor(Assessor):
                 f.write(json.dumps(record) + "\n")
         except OSError as exc:  # logging must not kill the dispatcher
             _logger.warning("could not write the assessor log %s: %s", self.decision_log, exc)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None

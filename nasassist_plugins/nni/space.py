@@ -24,7 +24,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from nasassist_plugins.search import SearchError
-from nasassist_plugins.search.space import SearchSpace, to_builtin
+from nasassist_plugins.search.space import SearchSpace
 
 _PRIMITIVES = (type(None), bool, int, float, str)
 

@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
 from nasassist_plugins.nni._env import configure_framework
+
+if TYPE_CHECKING:
+    from nasassist_plugins.predictor import Predictor
 
 configure_framework()
 
@@ -46,11 +48,11 @@ from nni.nas.strategy.base import Strategy
 from torch import nn
 
 from nasassist_plugins.graph import ComputationalGraph
-from nasassist_plugins.search.planner import Decision, Planner
-from nasassist_plugins.nni._util import check_int, check_mode, load_predictor, scalar_metric
+from nasassist_plugins.nni._util import check_mode, load_predictor, scalar_metric
 from nasassist_plugins.nni.space import SearchSpace, nas_space
-from nasassist_plugins.predictor import Predictor
-from nasassist_plugins.search import SearchError, StudySurrogate, check_acquisition, check_quantile
+from nasassist_plugins.search import PlannerConfig, SearchError, params_key
+from nasassist_plugins.search.planner import Decision, Planner, plan_budget
+from nasassist_plugins.search.surrogate import StudySurrogate
 
 _logger = logging.getLogger(__name__)
 
@@ -67,70 +69,50 @@ class NASAssistStrategy(Strategy):
     """NNI multi-trial strategy: score candidates zero-shot, submit only the promising ones.
 
     Args:
-        predictor: zero-shot predictor (object or weights path; default: the shipped weights).
-        population_size: best finished models kept as parents.
-        sample_size: tournament size when picking a parent to mutate.
-        n_candidates: random samples and mutations scored per submitted model.
-        prune_quantile: candidates predicted below this quantile of the pool are never
-            submitted (``None`` or ``0`` disables the filter).
-        fine_tune: fine-tune the predictor on finished models.
+        predictor: zero-shot predictor (object or weights path; default ``None``: the shipped weights).
+        config: the planner's settings, a :class:`~nasassist_plugins.search.PlannerConfig` or
+            a dict of them (default ``PlannerConfig()``; the same settings as the Optuna
+            sampler and the NNI tuner, e.g. ``population_size`` and ``tournament_size`` —
+            NNI's RegularizedEvolution calls the latter ``sample_size``).
+        example_input: input tensor or shape used to trace ``executable_model()`` into a
+            graph (e.g. ``(1, 3, 32, 32)``). Needed unless ``graph_fn`` is given. Default ``None``.
+        graph_fn: ``graph_fn(frozen_model) -> nn.Module | ComputationalGraph``, to build the
+            graph another way (e.g. a benchmark's graph cache). Default ``None``:
+            ``model.executable_model()`` traced with ``example_input``.
         proposer: optional object with ``propose_params(parents, distributions, n, rng)``
             (e.g. from :mod:`nasassist_plugins.mutation`); its proposals join the pool and
-            are scored like the others. Its errors are logged, never fatal.
-        n_proposals: proposals asked per submitted model.
-        example_input: input tensor or shape used to trace ``executable_model()`` into a
-            graph (e.g. ``(1, 3, 32, 32)``). Needed unless ``graph_fn`` is given.
-        graph_fn: ``graph_fn(frozen_model) -> nn.Module | ComputationalGraph``, to build the
-            graph another way (e.g. a benchmark's graph cache). Default:
-            ``model.executable_model()`` traced with ``example_input``.
-        acquisition, kappa: ``"ucb"`` (mean + kappa·std), ``"ei"`` or ``"mean"``.
-        mutation_fraction: share of the pool made of mutations once models have finished.
-        fine_tune_every, fine_tune_min_trials, fine_tune_seconds: when and how long to refit.
+            are scored like the others. Its errors are logged, never fatal. Default ``None``.
         assessor: a :class:`~nasassist_plugins.nni.NASAssistAssessor` for learning-curve
             early stopping of models reported with :func:`report_intermediate_result`.
-        optimize_mode: ``"maximize"`` (accuracy, NNI's NAS convention) or ``"minimize"``.
-        n_startup_trials: until this many models have finished, submit a candidate drawn
-            uniformly among those predicted at or above the quantile (pruned, diverse initial
-            design), then by acquisition.
-        use_predictor: ``False`` keeps the candidate machinery but picks uniformly (ablation).
-        seed: random seed.
+            Stopped models enter the surrogate as censored results (their last value
+            bounds what they would reach). Default ``None``.
+        optimize_mode: ``"maximize"`` (default; accuracy, NNI's NAS convention) or ``"minimize"``.
+        seed: random seed. Default ``None``.
+
+    Example::
+
+        from nasassist_plugins.nni import NASAssistStrategy, run_nas_experiment
+        from nasassist_plugins.search import PlannerConfig
+
+        strategy = NASAssistStrategy(example_input=(1, 64), config=PlannerConfig(max_candidates=64), seed=0)
+        run_nas_experiment(MySpace(), FunctionalEvaluator(train_and_eval), strategy,
+                           max_trials=20, experiment_dir="nni-runs")
     """
 
     def __init__(
         self,
-        predictor: Predictor | str | Path | None = None,
         *,
-        population_size: int = 20,
-        sample_size: int = 5,
-        n_candidates: int = 32,
-        prune_quantile: float | None = 0.5,
-        fine_tune: bool = True,
-        proposer: Any = None,
-        n_proposals: int = 4,
+        predictor: Predictor | str | Path | None = None,
+        config: PlannerConfig | Mapping[str, Any] | None = None,
         example_input: Any = None,
         graph_fn: GraphFn | None = None,
-        acquisition: str = "ucb",
-        kappa: float = 1.0,
-        mutation_fraction: float = 0.5,
-        fine_tune_every: int = 5,
-        fine_tune_min_trials: int = 8,
-        fine_tune_seconds: float = 5.0,
+        proposer: Any = None,
         assessor: Any = None,
         optimize_mode: str = "maximize",
-        n_startup_trials: int = 10,
-        use_predictor: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_int("population_size", population_size, 1)
-        check_int("sample_size", sample_size, 1)
-        check_int("n_candidates", n_candidates, 1)
-        check_int("n_proposals", n_proposals, 0)
-        check_int("n_startup_trials", n_startup_trials, 0)
-        if sample_size > population_size:
-            raise SearchError(f"sample_size ({sample_size}) must not exceed population_size ({population_size})")
-        if not isinstance(mutation_fraction, (int, float)) or not 0.0 <= mutation_fraction <= 1.0:
-            raise SearchError(f"mutation_fraction must be in [0, 1], got {mutation_fraction!r}")
+        self.config = PlannerConfig.from_mapping(config)
         if proposer is not None and not callable(getattr(proposer, "propose_params", None)):
             raise SearchError("proposer must have a propose_params(parents, distributions, n, rng) method")
         if graph_fn is not None and not callable(graph_fn):
@@ -145,41 +127,23 @@ class NASAssistStrategy(Strategy):
         self._sign = 1.0 if optimize_mode == "maximize" else -1.0
         self.seed = seed
         self._random_state = np.random.RandomState(seed)
-        self.surrogate = StudySurrogate(
-            load_predictor(predictor),
-            fine_tune=fine_tune,
-            fine_tune_every=fine_tune_every,
-            min_fit_points=fine_tune_min_trials,
-            fit_seconds=fine_tune_seconds,
-            seed=0 if seed is None else int(seed),
-        )
-        self.planner = Planner(
-            self.surrogate,
-            n_candidates=n_candidates,
-            prune_quantile=check_quantile(prune_quantile, "prune_quantile"),
-            acquisition=check_acquisition(acquisition),
-            kappa=float(kappa),
-            mutation_fraction=float(mutation_fraction),
-            population_size=population_size,
-            sample_size=sample_size,
-            proposer=proposer,
-            n_proposals=n_proposals,
-            n_startup_trials=n_startup_trials,
-            use_predictor=bool(use_predictor),
-        )
+        self.surrogate = StudySurrogate.from_config(load_predictor(predictor), self.config,
+                                                    seed=0 if seed is None else int(seed))
+        self.planner = Planner(self.surrogate, self.config, proposer=proposer)
         self.space: SearchSpace | None = None
         #: one record per submitted model: the decision, then metric / status / stopped
         self.history: list[dict[str, Any]] = []
         self._running: list[tuple[ExecutableModelSpace, dict[str, Any]]] = []
         self._curves: dict[str, list[float]] = {}
+        self._durations: list[float] = []
         self._n_submitted = 0
         self.exhausted = False
 
     def extra_repr(self) -> str:
-        p = self.planner
+        c = self.config
         return (
-            f"n_candidates={p.n_candidates}, prune_quantile={p.prune_quantile}, acquisition={p.acquisition!r}, "
-            f"population_size={p.population_size}, sample_size={p.sample_size}, fine_tune={self.surrogate.fine_tune}"
+            f"max_candidates={c.max_candidates}, prune_quantile={c.prune_quantile}, acquisition={c.acquisition!r}, "
+            f"population_size={c.population_size}, tournament_size={c.tournament_size}, fine_tune={c.fine_tune}"
         )
 
     # ------------------------------------------------------------------ NNI contract
@@ -216,14 +180,14 @@ class NASAssistStrategy(Strategy):
                 empty_rounds += 1
                 if empty_rounds >= _EMPTY_ROUNDS:
                     _logger.warning(
-                        "No new valid architecture found in %d rounds of %d draws (%d submitted so far); the space "
-                        "looks exhausted, the strategy stops.",
-                        empty_rounds, 3 * self.planner.n_candidates, len(self.planner.taken),
+                        "No new valid architecture found in %d rounds (%d submitted so far); the space looks "
+                        "exhausted, the strategy stops.", empty_rounds, len(self.planner.taken),
                     )
                     self.exhausted = True
                     break
                 continue
             empty_rounds = 0
+            self.planner.mark_taken(decision.params)
             model = self.model_space.freeze(decision.params)
             self._n_submitted += 1
             record = {
@@ -233,6 +197,7 @@ class NASAssistStrategy(Strategy):
                 "metric": None,
                 "status": "running",
                 "stopped_early": False,
+                "_submitted": time.perf_counter(),
             }
             self.history.append(record)
             self._running.append((model, record))
@@ -248,31 +213,10 @@ class NASAssistStrategy(Strategy):
     # ------------------------------------------------------------------ planning
     def _plan(self) -> Decision | None:
         assert self.space is not None
-        rng = self._random_state
-        return self.planner.plan(self.space, rng, draw=self._draw, accept=self._accept, graph_of=self._graph_of)
-
-    def _draw(self, rng: np.random.RandomState) -> dict[str, Any]:
-        sample: dict[str, Any] = {}
-        model = self.model_space.random(memo=sample, random_state=rng)
-        return dict(model.sample if model.sample is not None else sample)
-
-    def _accept(self, params: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.model_space.freeze(params).sample)  # raises SampleValidationError if invalid
-
-    def _graph_of(self, params: dict[str, Any]) -> ComputationalGraph:
-        model = self.model_space.freeze(params)
-        built = self.graph_fn(model) if self.graph_fn is not None else model.executable_model()
-        if isinstance(built, ComputationalGraph):
-            return built
-        if not isinstance(built, nn.Module):
-            raise SearchError(f"expected an nn.Module or ComputationalGraph for {params}, got {type(built).__name__}")
-        if self.example_input is None:
-            raise SearchError("graph_fn returned an nn.Module but the strategy has no example_input to trace it")
-        from nasassist_plugins.adapters import from_torch
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return from_torch(built, self.example_input)
+        keys = (params_key(model.sample) for model, _ in self._running)
+        running = {self.surrogate.arch(k) for k in keys if self.surrogate.has(k)}
+        return self.planner.plan(self.space, _NASSource(self), self._random_state,
+                                 budget=plan_budget(self.config, self._durations), exclude_archs=running)
 
     # ------------------------------------------------------------------ engine events
     def _find_running(self, model: ExecutableModelSpace) -> int | None:
@@ -290,15 +234,20 @@ class NASAssistStrategy(Strategy):
         value = scalar_metric(model.metric)
         stopped = model in _STOP_REQUESTED
         _STOP_REQUESTED.discard(model)
+        submitted = record.pop("_submitted", None)
+        if submitted is not None:
+            self._durations.append(time.perf_counter() - submitted)
         record.update(metric=value, status=getattr(event.status, "value", str(event.status)), stopped_early=stopped)
         trained = event.status == ModelStatus.Trained and value is not None
+        trial_id = str(record["trial"])
+        curve = self._curves.pop(trial_id, [])
         if trained and not stopped:
             self.planner.observe(model.sample, self._sign * value)
-        else:  # failed, metric-less or early-stopped models are no evidence, but are not run again
+        elif stopped and (value is not None or curve):  # its last value bounds what it would have reached
+            self.planner.observe_censored(model.sample, self._sign * (value if value is not None else curve[-1]))
+        else:  # failed or metric-less models are no evidence, but are not run again
             self.planner.mark_taken(model.sample)
         if self.assessor is not None:
-            trial_id = str(record["trial"])
-            curve = self._curves.pop(trial_id, [])
             self.assessor.trial_end(trial_id, trained and not stopped, final_value=value if value is not None else (
                 curve[-1] if curve else None))
 
@@ -340,6 +289,27 @@ class NASAssistStrategy(Strategy):
         self.planner.load_state_dict(state_dict.get("planner", {}))
         self.history = [dict(r) for r in state_dict.get("history", [])]
         self._n_submitted = int(state_dict.get("n_submitted", len(self.history)))
+
+
+class _NASSource:
+    """Candidates of an NNI model space: random samples and frozen samples, built as NNI would."""
+
+    def __init__(self, strategy: NASAssistStrategy) -> None:
+        self._strategy = strategy
+        self.example_input = strategy.example_input
+
+    def sample(self, rng: np.random.RandomState) -> tuple[dict[str, Any], Any]:
+        sample: dict[str, Any] = {}
+        model = self._strategy.model_space.random(memo=sample, random_state=rng)
+        return self._built(model)
+
+    def complete(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        return self._built(self._strategy.model_space.freeze(dict(params)))  # raises SampleValidationError if invalid
+
+    def _built(self, model: ExecutableModelSpace) -> tuple[dict[str, Any], Any]:
+        graph_fn = self._strategy.graph_fn
+        built = graph_fn(model) if graph_fn is not None else model.executable_model()
+        return dict(model.sample), built
 
 
 # ---------------------------------------------------------------------------- evaluator side

@@ -24,16 +24,16 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import warnings
+import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from nni import NoMoreTrialError
 from nni.tuner import Tuner
 
 from nasassist_plugins.errors import NNIConfigError
-from nasassist_plugins.nni._util import check_int, check_mode, load_predictor, scalar_metric
+from nasassist_plugins.nni._util import check_mode, load_predictor, scalar_metric
 
 # PyTorch, the predictor and the planner are imported in update_search_space(), i.e. after
 # NNI's dispatcher has connected: NNI gives a custom tuner only 10 seconds to start.
@@ -87,35 +87,33 @@ class NASAssistTuner(Tuner):
     Args:
         model_builder: ``"module:function"`` (or a callable when used from Python) building
             the trial's model from a parameter dict. Required.
-        example_input: input shape (list) or tensor for tracing the built models.
-        optimize_mode: ``"maximize"`` or ``"minimize"`` (the trial's final metric).
-        predictor: weights path of the predictor (default: the shipped weights).
-        n_candidates, prune_quantile, acquisition, kappa, mutation_fraction,
-        population_size, sample_size, fine_tune, fine_tune_every, fine_tune_min_trials,
-        fine_tune_seconds, n_startup_trials: as in :class:`~nasassist_plugins.nni.NASAssistStrategy`.
-        seed: random seed.
+        example_input: input shape (list) or tensor for tracing the built models. Required.
+        optimize_mode: ``"maximize"`` (default) or ``"minimize"`` (the trial's final metric).
+        predictor: weights path of the predictor (default ``None``: the shipped weights).
+        config: the planner's settings as a dict (JSON ``class_args``) or a
+            :class:`~nasassist_plugins.search.PlannerConfig` — the same settings, names and
+            defaults as the Optuna sampler and the NNI strategy. Default ``None``: ``PlannerConfig()``.
+        seed: random seed. Default ``None``.
         decision_log: optional JSON-lines file receiving every decision (parameters,
-            prediction, quantile threshold, pool size).
+            prediction, quantile threshold, pool size). Default ``None``.
+
+    Example::
+
+        experiment.config.tuner = CustomAlgorithmConfig(
+            class_name="nasassist_plugins.nni.NASAssistTuner", code_directory=".",
+            class_args={"model_builder": "my_models:build", "example_input": [1, 64],
+                        "config": {"max_candidates": 64, "prune_quantile": 0.5}, "seed": 0},
+        )
     """
 
     def __init__(
         self,
+        *,
         model_builder: str | Callable[[dict], Any] | None = None,
         example_input: Any = None,
         optimize_mode: str = "maximize",
         predictor: str | None = None,
-        n_candidates: int = 32,
-        prune_quantile: float | None = 0.5,
-        acquisition: str = "ucb",
-        kappa: float = 1.0,
-        mutation_fraction: float = 0.5,
-        population_size: int = 20,
-        sample_size: int = 5,
-        fine_tune: bool = True,
-        fine_tune_every: int = 5,
-        fine_tune_min_trials: int = 8,
-        fine_tune_seconds: float = 5.0,
-        n_startup_trials: int = 10,
+        config: Any = None,
         seed: int | None = None,
         decision_log: str | None = None,
     ) -> None:
@@ -125,33 +123,23 @@ class NASAssistTuner(Tuner):
         if example_input is None:
             raise NNIConfigError(_NEEDS_BUILDER.format(detail="No example_input (input shape for tracing) was given. "))
         check_mode(optimize_mode)
-        for name, value, minimum in (("n_candidates", n_candidates, 1), ("population_size", population_size, 1),
-                                     ("sample_size", sample_size, 1), ("fine_tune_every", fine_tune_every, 1),
-                                     ("fine_tune_min_trials", fine_tune_min_trials, 2),
-                                     ("n_startup_trials", n_startup_trials, 0)):
-            check_int(name, value, minimum)
-        if prune_quantile is not None and not (isinstance(prune_quantile, (int, float)) and 0 <= prune_quantile < 1):
-            raise NNIConfigError(f"prune_quantile must be a number in [0, 1) or None, got {prune_quantile!r}")
-        if acquisition not in ("ucb", "ei", "mean"):
-            raise NNIConfigError(f"acquisition must be one of ucb, ei, mean, got {acquisition!r}")
+        from nasassist_plugins.search.config import PlannerConfig
+
+        self.config = PlannerConfig.from_mapping(config)
         self.model_builder = model_builder
         self.example_input = tuple(example_input) if isinstance(example_input, list) else example_input
         self.optimize_mode = optimize_mode
         self._sign = 1.0 if optimize_mode == "maximize" else -1.0
         self._rng = np.random.RandomState(seed)
-        self._settings = dict(
-            predictor=predictor, n_candidates=n_candidates, prune_quantile=prune_quantile, acquisition=acquisition,
-            kappa=float(kappa), mutation_fraction=float(mutation_fraction), population_size=population_size,
-            sample_size=min(sample_size, population_size), fine_tune=bool(fine_tune), fine_tune_every=fine_tune_every,
-            fine_tune_min_trials=fine_tune_min_trials, fine_tune_seconds=float(fine_tune_seconds),
-            n_startup_trials=n_startup_trials, seed=0 if seed is None else int(seed),
-        )
+        self._predictor = predictor
+        self._seed = 0 if seed is None else int(seed)
         self.build: Callable[[dict], Any] | None = None
         self.planner: Any = None
         self.space: Any = None
         self.decision_log = Path(decision_log) if decision_log else None
         self.decisions: list[dict[str, Any]] = []
-        self._issued: dict[int, dict[str, Any]] = {}
+        self._issued: dict[int, tuple[dict[str, Any], float]] = {}
+        self._durations: list[float] = []
         self._pending: list[tuple[dict[str, Any], float | None]] = []
 
     def _setup(self) -> None:
@@ -159,20 +147,11 @@ class NASAssistTuner(Tuner):
         if self.planner is not None:
             return
         from nasassist_plugins.search.planner import Planner
-        from nasassist_plugins.search import StudySurrogate
+        from nasassist_plugins.search.surrogate import StudySurrogate
 
         self.build = resolve_builder(self.model_builder)
-        o = self._settings
-        surrogate = StudySurrogate(
-            load_predictor(o["predictor"]), fine_tune=o["fine_tune"], fine_tune_every=o["fine_tune_every"],
-            min_fit_points=o["fine_tune_min_trials"], fit_seconds=o["fine_tune_seconds"], seed=o["seed"],
-        )
-        self.planner = Planner(
-            surrogate, n_candidates=o["n_candidates"], prune_quantile=o["prune_quantile"],
-            acquisition=o["acquisition"], kappa=o["kappa"], mutation_fraction=o["mutation_fraction"],
-            population_size=o["population_size"], sample_size=o["sample_size"],
-            n_startup_trials=o["n_startup_trials"],
-        )
+        surrogate = StudySurrogate.from_config(load_predictor(self._predictor), self.config, seed=self._seed)
+        self.planner = Planner(surrogate, self.config)
         for params, value in self._pending:
             if value is None:
                 self.planner.mark_taken(params)
@@ -202,29 +181,29 @@ class NASAssistTuner(Tuner):
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict:
         from nasassist_plugins.nni.space import to_builtin
+        from nasassist_plugins.search.planner import plan_budget
 
         if self.space is None:
             raise NNIConfigError("NASAssistTuner got no search space (update_search_space was not called)")
         self._setup()
-        space = self.space
-        decision = self.planner.plan(
-            space, self._rng,
-            draw=space.random,
-            accept=lambda params: params if space.contains(params) else None,
-            graph_of=self._graph_of,
-        )
+        decision = self.planner.plan(self.space, _HPOSource(self), self._rng,
+                                     budget=plan_budget(self.config, self._durations))
         if decision is None:
             _logger.info("No new parameter set left in the search space (%d issued).", len(self.planner.taken))
             raise NoMoreTrialError("NASAssistTuner: every parameter set of the search space was issued")
+        self.planner.mark_taken(decision.params)
         record = {"parameter_id": parameter_id, **decision.to_dict()}
         self.decisions.append(record)
-        self._issued[parameter_id] = decision.params
+        self._issued[parameter_id] = (decision.params, time.perf_counter())
         self._log(record)
         _logger.info("parameter %d: %s candidate of %d, predicted %.4f ± %.4f", parameter_id, decision.origin,
                      decision.n_candidates, decision.predicted_mean, decision.predicted_std)
         return to_builtin(decision.params)
 
     def receive_trial_result(self, parameter_id: int, parameters: dict, value: Any, **kwargs: Any) -> None:
+        issued = self._issued.get(parameter_id)
+        if issued is not None:
+            self._durations.append(time.perf_counter() - issued[1])
         metric = scalar_metric(value)
         if metric is None:
             _logger.warning("parameter %d reported a non-numeric final result %r; ignored.", parameter_id, value)
@@ -233,9 +212,9 @@ class NASAssistTuner(Tuner):
         self._record(parameters, self._sign * metric)
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
-        params = self._issued.pop(parameter_id, None)
-        if params is not None:
-            self._record(params, None)
+        issued = self._issued.pop(parameter_id, None)
+        if issued is not None:
+            self._record(issued[0], None)
 
     def import_data(self, data: Sequence[dict]) -> None:
         for entry in data:
@@ -245,23 +224,6 @@ class NASAssistTuner(Tuner):
                 self._record(params, self._sign * metric)
 
     # ------------------------------------------------------------------ helpers
-    def _graph_of(self, params: dict[str, Any]) -> Any:
-        from torch import nn
-
-        from nasassist_plugins.graph import ComputationalGraph
-
-        assert self.build is not None
-        built = self.build(dict(params))
-        if isinstance(built, ComputationalGraph):
-            return built
-        if not isinstance(built, nn.Module):
-            raise NNIConfigError(f"model_builder returned {type(built).__name__}, not an nn.Module or ComputationalGraph")
-        from nasassist_plugins.adapters import from_torch
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return from_torch(built, self.example_input)
-
     def _log(self, record: dict[str, Any]) -> None:
         if self.decision_log is None:
             return
@@ -270,3 +232,21 @@ class NASAssistTuner(Tuner):
                 f.write(json.dumps(record) + "\n")
         except OSError as exc:
             _logger.warning("could not write the tuner log %s: %s", self.decision_log, exc)
+
+
+class _HPOSource:
+    """Candidates of an HPO search space: draws of the space, built by the model builder."""
+
+    def __init__(self, tuner: NASAssistTuner) -> None:
+        self._tuner = tuner
+        self.example_input = tuner.example_input
+
+    def sample(self, rng: np.random.RandomState) -> tuple[dict[str, Any], Any]:
+        return self._built(self._tuner.space.random(rng))
+
+    def complete(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any] | None:
+        return self._built(dict(params)) if self._tuner.space.contains(params) else None
+
+    def _built(self, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        assert self._tuner.build is not None
+        return params, self._tuner.build(dict(params))

@@ -1,66 +1,55 @@
 """NASAssistSampler: score candidate architectures zero-shot, run only the promising ones.
 
-For each new trial the sampler
+For each new trial the sampler rebuilds its evidence from the study's storage and asks
+the planner (:mod:`nasassist_plugins.search.planner`) for an architecture:
 
-1. builds a pool of candidate parameter sets: random draws, local mutations of the best
-   finished trials, and proposals from a pluggable proposer (LLM or offline mutator);
-2. turns each into a model with the user's own ``build_model(trial)`` (called with a
-   :class:`~nasassist_plugins.optuna._candidate_trial.CandidateTrial`, so nothing is
-   trained) and the model into a computational graph;
-3. scores the graphs with the predictor — zero-shot at first, fine-tuned on the study's
-   finished trials as they arrive (:class:`~nasassist_plugins.search.StudySurrogate`);
-4. drops candidates predicted below ``prune_quantile``, picks one by acquisition
-   (UCB by default), and writes it into the trial's system attrs as the *plan*;
-5. answers every ``suggest_*`` of the trial from the plan. Parameters the builder does
+1. a pool of candidate parameter sets — random draws, mutations of the best finished
+   trials, proposals of an optional proposer — each built once with the user's own
+   ``build_model(trial)`` (called with a :class:`CandidateTrial`, so nothing is
+   trained) and traced into a graph unless its encoding is cached; the pool grows until
+   the time budget (a small fraction of the median trial) is spent;
+2. stage 1 scores the whole pool from the graphs (the predictor's learned part, fitted to
+   the study's finished *and pruned* trials as they arrive); stage 2 re-scores a
+   shortlist from the built models;
+3. candidates predicted below ``prune_quantile`` are never run; one is chosen by
+   acquisition (UCB by default), reserved in the storage, and written as the trial's
+   *plan*;
+4. every ``suggest_*`` of the trial is answered from the plan. Parameters the builder does
    not read (learning rate, batch size, ...) go to the base sampler (TPE by default).
 
-The plan, predictions and candidate count live in the study's storage, so the sampler is
-correct with many workers (RDB storage, ``n_jobs > 1``) and after a restart; every
-worker rebuilds its fine-tuned surrogate from the finished trials in the storage.
+Everything lives in the study's storage (plan, predictions, reservation, the mutation
+space as ``FrozenTrial.distributions``), so the sampler is correct with many workers (RDB
+storage, ``n_jobs > 1``), after a restart, and in a worker that did not plan the parents.
+Any failure inside the sampler marks the trial FAIL with the reason (system attr
+``nasassist:error``) before the error is raised, never leaving it RUNNING.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-import warnings
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+import time
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from torch import nn
 
-from nasassist_plugins.errors import NASAssistError
-from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.errors import ConfigurationError, SearchError
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.optuna._candidate_trial import CandidateTrial
-from nasassist_plugins.predictor import Predictor
-from nasassist_plugins.search import SearchError, StudySurrogate, check_acquisition, check_quantile, params_key
-from nasassist_plugins.search.candidates import contains
-from nasassist_plugins.search.planner import Planner
+from nasassist_plugins.search.candidates import contains, params_key
+from nasassist_plugins.search.config import PlannerConfig
 from nasassist_plugins.search.space import SearchSpace
 
 _logger = logging.getLogger(__name__)
 
-BuildModel = Callable[[Any], "nn.Module | ComputationalGraph"]
+BuildModel = Callable[[Any], Any]
 
-_GRAPH_CACHE_SIZE = 20000
-
-
-@dataclass
-class _Candidate:
-    params: dict[str, Any]
-    distributions: dict[str, BaseDistribution]
-    graph: ComputationalGraph
-
-    @property
-    def key(self) -> str:
-        return params_key(self.params)
+_PLAN_CACHE = 4096  # plans of trials this process asked about (sample_independent reads them often)
 
 
 class NASAssistSampler(BaseSampler):
@@ -68,96 +57,72 @@ class NASAssistSampler(BaseSampler):
 
     Args:
         build_model: the function your objective uses to build the model from a trial
-            (``build_model(trial) -> nn.Module``; a :class:`ComputationalGraph` is also
-            accepted). Without it the sampler behaves as ``base_sampler`` and says so once.
-        example_input: an input tensor (or shape tuple) for tracing the models.
-        predictor: the zero-shot predictor (default: the shipped weights).
-        n_candidates: candidates scored per trial.
-        prune_quantile: candidates predicted below this quantile of the pool are never run
-            (``None`` or ``0`` disables the filter).
-        acquisition: ``"ucb"`` (mean + kappa·std), ``"ei"`` (expected improvement) or ``"mean"``.
-        kappa: exploration weight of UCB.
-        mutation_fraction: share of the pool made of mutations of the best finished trials.
-        n_parents: the best finished trials that can be parents (a tournament of 5 picks one
-            per mutation).
+            (``build_model(trial) -> nn.Module``; a ``ComputationalGraph`` is also
+            accepted). Without it (default ``None``) the sampler behaves as
+            ``base_sampler`` and says so once.
+        example_input: an input tensor (or shape tuple) for tracing the models. Default ``None``.
+        config: the planner's settings, a :class:`~nasassist_plugins.search.PlannerConfig`
+            or a dict of them (default ``PlannerConfig()``: pools of 16 to 1,000 candidates
+            within 2 % of the median trial duration, UCB, ``prune_quantile=0.5``, GP fine-tuning).
+        predictor: the zero-shot predictor (default ``None``: the shipped weights, loaded on
+            first use).
         proposer: optional object with ``propose_params(parents, distributions, n, rng)``
             (e.g. :class:`nasassist_plugins.mutation.RelevanceGuidedMutator`); its proposals
-            join the pool and are scored like the others.
-        n_proposals: proposals asked from ``proposer`` per trial.
-        n_startup_trials: trials sampled by ``base_sampler`` alone before planning starts.
-        n_exploration_trials: the first planned trials pick uniformly at random among the
-            candidates above ``prune_quantile`` instead of maximising the acquisition, so
-            that the study-specific fit starts from diverse, not only zero-shot-favoured,
-            architectures.
-        fine_tune: how to learn from the study's finished trials: ``"gp"`` (default, a
-            Gaussian process on the predictor's features and zero-shot score), ``"moe"``
-            (retrain the predictor's regressor), or ``False`` (zero-shot only).
-        fine_tune_every, fine_tune_min_trials, fine_tune_seconds: when to refit, and the
-            time budget of a ``"moe"`` refit.
-        use_predictor: ``False`` keeps the candidate machinery but picks uniformly at random
-            among candidates (an ablation: what the predictor adds).
-        base_sampler: sampler for parameters the builder does not read (default TPE).
-        seed: seed for reproducible studies.
+            join the pool and are scored like the others. Default ``None``.
+        base_sampler: sampler for the parameters the builder does not read (default
+            ``TPESampler(seed=seed)``).
+        n_startup_trials: trials sampled by ``base_sampler`` alone before planning starts
+            (Optuna's meaning of the name). Default 0.
+        seed: seed for reproducible studies. Default ``None``.
+
+    Example::
+
+        import optuna
+        from nasassist_plugins.optuna import NASAssistSampler
+        from nasassist_plugins.search import PlannerConfig
+
+        sampler = NASAssistSampler(build_model=build_model, example_input=(1, 3, 32, 32),
+                                   config=PlannerConfig(prune_quantile=0.75), seed=0)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, n_trials=50)   # objective calls build_model(trial) too
     """
 
     def __init__(
         self,
+        *,
         build_model: BuildModel | None = None,
         example_input: Any = None,
-        *,
-        predictor: Predictor | None = None,
-        n_candidates: int = 32,
-        prune_quantile: float | None = 0.5,
-        acquisition: str = "ucb",
-        kappa: float = 1.0,
-        mutation_fraction: float = 0.5,
-        n_parents: int = 20,
+        config: PlannerConfig | Mapping[str, Any] | None = None,
+        predictor: Any = None,
         proposer: Any = None,
-        n_proposals: int = 4,
-        n_startup_trials: int = 0,
-        n_exploration_trials: int = 10,
-        fine_tune: bool | str = "gp",
-        fine_tune_every: int = 1,
-        fine_tune_min_trials: int = 5,
-        fine_tune_seconds: float = 5.0,
-        use_predictor: bool = True,
         base_sampler: BaseSampler | None = None,
+        n_startup_trials: int = 0,
         seed: int | None = None,
     ) -> None:
         if build_model is not None and not callable(build_model):
-            raise SearchError(f"build_model must be a function of a trial, got {type(build_model).__name__}")
-        for name, value, minimum in (("n_candidates", n_candidates, 1), ("n_parents", n_parents, 1),
-                                     ("n_proposals", n_proposals, 0), ("n_startup_trials", n_startup_trials, 0),
-                                     ("n_exploration_trials", n_exploration_trials, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise SearchError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if not isinstance(mutation_fraction, (int, float)) or not 0.0 <= mutation_fraction <= 1.0:
-            raise SearchError(f"mutation_fraction must be in [0, 1], got {mutation_fraction!r}")
+            raise ConfigurationError(f"build_model must be a function of a trial, got {type(build_model).__name__}")
+        if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
+            raise ConfigurationError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials!r}")
         if proposer is not None and not callable(getattr(proposer, "propose_params", None)):
-            raise SearchError("proposer must have a propose_params(parents, distributions, n, rng) method")
+            raise ConfigurationError("proposer must have a propose_params(parents, distributions, n, rng) method")
         if base_sampler is not None and not isinstance(base_sampler, BaseSampler):
-            raise SearchError(f"base_sampler must be an optuna sampler, got {type(base_sampler).__name__}")
+            raise ConfigurationError(f"base_sampler must be an optuna sampler, got {type(base_sampler).__name__}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigurationError(f"seed must be an integer or None, got {seed!r}")
+        from nasassist_plugins.search.planner import Planner
+        from nasassist_plugins.search.surrogate import StudySurrogate
+
+        self.config = PlannerConfig.from_mapping(config)
         self._build_model = build_model
         self._example_input = example_input
-        self._prune_quantile = check_quantile(prune_quantile, "prune_quantile")
-        check_acquisition(acquisition)
         self._n_startup_trials = n_startup_trials
-        self._n_exploration_trials = n_exploration_trials
         self._seed = seed
         self._rng = np.random.RandomState(seed)
         self._base_sampler = base_sampler or TPESampler(seed=seed)
-        self.surrogate = StudySurrogate(
-            predictor, fine_tune=fine_tune, fine_tune_every=fine_tune_every, min_fit_points=fine_tune_min_trials,
-            fit_seconds=fine_tune_seconds, seed=0 if seed is None else seed,
-        )
-        self._planner = Planner(
-            self.surrogate, n_candidates=n_candidates, prune_quantile=self._prune_quantile,
-            acquisition=acquisition, kappa=float(kappa), mutation_fraction=float(mutation_fraction),
-            population_size=n_parents, proposer=proposer, n_proposals=n_proposals,
-            n_startup_trials=n_exploration_trials, use_predictor=bool(use_predictor),
-        )
-        self._built: dict[str, _Candidate] = {}
-        self._unplanned: dict[int, dict[str, Any] | None] = {}  # trial id → builder params (finished trials only)
+        self.surrogate = StudySurrogate.from_config(predictor, self.config, seed=0 if seed is None else seed)
+        self.planner = Planner(self.surrogate, self.config, proposer=proposer)
+        self._unplanned: dict[int, dict[str, Any] | None] = {}  # trial id -> builder params (finished trials)
+        self._plans: dict[int, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._warned_no_builder = False
 
@@ -168,7 +133,7 @@ class NASAssistSampler(BaseSampler):
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         space = self._base_sampler.infer_relative_search_space(study, trial)
-        plan = _plan_of(trial)
+        plan = self._plan_of(trial)
         return {name: dist for name, dist in space.items() if name not in plan}
 
     def sample_relative(
@@ -181,7 +146,7 @@ class NASAssistSampler(BaseSampler):
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        plan = _plan_of(trial)
+        plan = self._plan_of(trial)
         if param_name in plan and contains(param_distribution, plan[param_name]):
             return plan[param_name]
         return self._base_sampler.sample_independent(study, trial, param_name, param_distribution)
@@ -197,19 +162,25 @@ class NASAssistSampler(BaseSampler):
                     type(self._base_sampler).__name__,
                 )
             return
-        if study._is_multi_objective():
-            raise SearchError(
-                "NASAssistSampler plans for single-objective studies; for several objectives use a "
-                "multi-objective sampler (e.g. NSGAIISampler) and NASAssistPruner / report_model for zero-shot scores"
-            )
-        if _attrs.PLAN in trial.system_attrs:
-            return
-        with self._lock:
-            self._plan_trial(study, trial)
+        try:
+            if len(study.directions) > 1:
+                raise SearchError(
+                    "NASAssistSampler plans for single-objective studies; for several objectives use a "
+                    "multi-objective sampler (e.g. NSGAIISampler) and NASAssistPruner / report_model for "
+                    "zero-shot scores"
+                )
+            if self._plan_of(trial) or _attrs.DECISION in trial.system_attrs:
+                return  # planned already (e.g. a trial asked again)
+            with self._lock, _beating(study._storage, trial._trial_id):
+                self._plan_trial(study, trial)
+        except Exception as exc:
+            _fail_trial(study, trial, exc)
+            raise
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
+        self._plans.pop(trial._trial_id, None)
         self._base_sampler.after_trial(study, trial, state, values)
 
     # ------------------------------------------------------------------ planning
@@ -218,53 +189,42 @@ class NASAssistSampler(BaseSampler):
             return np.random.RandomState(self._rng.randint(2**31 - 1))
         return np.random.RandomState(np.random.SeedSequence([self._seed, number]).generate_state(1)[0])
 
+    def _plan_of(self, trial: FrozenTrial) -> dict[str, Any]:
+        plan = self._plans.get(trial._trial_id)
+        if plan is None:
+            stored = _attrs.join_attr(trial.system_attrs, _attrs.PLAN)
+            plan = dict(stored) if isinstance(stored, Mapping) else {}
+            if plan:
+                if len(self._plans) >= _PLAN_CACHE:
+                    self._plans.pop(next(iter(self._plans)))
+                self._plans[trial._trial_id] = plan
+        return plan
+
     def _plan_trial(self, study: Study, trial: FrozenTrial) -> None:
+        started = time.perf_counter()
+        # Like Optuna's own GPSampler and CmaEsSampler, write system attrs through the study's
+        # storage: a sampler has no other way to attach data to a trial.
         storage, trial_id = study._storage, trial._trial_id
         trials = study.get_trials(deepcopy=False)
         completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if len(completed) < self._n_startup_trials:
-            storage.set_trial_system_attr(trial_id, _attrs.ORIGIN, "base-sampler")
+            storage.set_trial_system_attr(trial_id, _attrs.DECISION, {_attrs.ORIGIN: "base-sampler"})
             return
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        rng = self._trial_rng(trial.number)
         fixed = dict(trial.system_attrs.get("fixed_params", {}))
+        space, durations, reserved = self._rebuild_evidence(trials, trial, sign)
+        from nasassist_plugins.search.planner import plan_budget
 
-        # the planner's evidence is rebuilt from the storage for every trial: any worker,
-        # any restart, the same plan
-        planner = self._planner
-        planner.observations.clear()
-        planner.taken.clear()
-        distributions: dict[str, BaseDistribution] = {}
-        for t in trials:
-            if t._trial_id == trial_id:
-                continue
-            params = _plan_of(t) or (self._builder_params(t) if t.state.is_finished() else None)
-            if not params:
-                continue
-            built = self._built.get(params_key(params))
-            if built is not None:
-                distributions.update(built.distributions)
-            if t in completed:
-                planner.observe(params, sign * float(t.value))
-            else:
-                planner.mark_taken(params)
-        failures: list[str] = []
-
-        def build(params: Mapping[str, Any] | None) -> dict[str, Any]:
-            candidate_trial = CandidateTrial(rng, forced={**(params or {}), **fixed}, number=trial.number)
-            try:
-                return self._build(candidate_trial).params
-            except _BuildFailure as failure:
-                failures.append(str(failure))
-                raise
-
-        decision = planner.plan(
-            SearchSpace(distributions), rng, draw=lambda _: build(None), accept=build,
-            graph_of=lambda params: self._build(CandidateTrial(rng, forced=params)).graph,
-        )
+        source = _OptunaSource(self, fixed, trial.number, self._trial_rng(trial.number))
+        forced = bool(fixed) and self._fully_fixed(source)
+        if forced:  # an enqueued architecture (or a retry of a failed one): scored and run as given
+            decision = self.planner.plan_given(source, fixed)
+        else:
+            decision = self.planner.plan(space, source, source.rng, budget=plan_budget(self.config, durations),
+                                         exclude_archs=reserved)
         if decision is None:
-            if failures and not self._built:
-                storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            failures = self.planner.last_failures
+            if failures and self.planner.n_built == 0 and not len(self.surrogate):
                 raise SearchError(
                     f"NASAssistSampler could not build any of {len(failures)} candidate models for trial "
                     f"{trial.number} (build_model raised, returned a non-module, or tracing failed): "
@@ -272,85 +232,189 @@ class NASAssistSampler(BaseSampler):
                 )
             _logger.warning("Trial %d: no architecture left that has not been run; the base sampler decides.",
                             trial.number)
-            storage.set_trial_system_attr(trial_id, _attrs.ORIGIN, "base-sampler")
+            storage.set_trial_system_attr(trial_id, _attrs.DECISION, {_attrs.ORIGIN: "base-sampler"})
             return
-
+        choice = decision if forced else self._reserve(study, trial, decision)
         fine_tuned = decision.fine_tuned_on > 0
         scale = f"fine-tuned on {decision.fine_tuned_on} trials" if fine_tuned else "zero-shot rank"
-        zero_shot = float(self.surrogate.predict_zero_shot([decision.key])[0])
-        attrs = {
-            _attrs.PLAN: decision.params,
-            _attrs.PREDICTED_MEAN: decision.predicted_mean,
-            _attrs.PREDICTED_STD: decision.predicted_std,
-            _attrs.ZERO_SHOT: zero_shot,
+        decided = {
+            _attrs.ORIGIN: "enqueued" if forced else choice.origin,
+            _attrs.PREDICTED_MEAN: choice.predicted_mean,
+            _attrs.PREDICTED_STD: choice.predicted_std,
             _attrs.PREDICTION_SCALE: scale,
             _attrs.CANDIDATES: decision.n_candidates,
-            _attrs.ORIGIN: decision.origin,
             _attrs.THRESHOLD: decision.threshold,
+            _attrs.PLAN_SECONDS: time.perf_counter() - started,
+        }
+        attrs: dict[str, Any] = {
+            **_attrs.split_attr(_attrs.PLAN, choice.params),
+            _attrs.ARCH: choice.arch,
+            _attrs.ZERO_SHOT: choice.zero_shot,
+            _attrs.DECISION: decided,
         }
         for key, value in attrs.items():
-            storage.set_trial_system_attr(trial_id, key, value)
+            if not (key == _attrs.ARCH and not forced):  # _reserve wrote it already
+                storage.set_trial_system_attr(trial_id, key, value)
         trial.system_attrs.update(attrs)  # the Trial object holds this frozen trial
-        shown_mean = sign * decision.predicted_mean if fine_tuned else decision.predicted_mean
+        self._plans[trial_id] = dict(choice.params)
+        shown_mean = sign * choice.predicted_mean if fine_tuned else choice.predicted_mean
         storage.set_trial_user_attr(trial_id, _attrs.USER_PREDICTED, shown_mean)
-        storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, decision.predicted_std)
+        storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, choice.predicted_std)
         storage.set_trial_user_attr(trial_id, _attrs.USER_SCALE, scale)
         _logger.debug(
-            "Trial %d: planned a %s candidate out of %d (predicted %.4f ± %.4f, %s).",
-            trial.number, decision.origin, decision.n_candidates, decision.predicted_mean,
-            decision.predicted_std, scale,
+            "Trial %d: planned a %s candidate out of %d in %.2fs (predicted %.4f ± %.4f, %s).",
+            trial.number, choice.origin, decision.n_candidates, decided[_attrs.PLAN_SECONDS], choice.predicted_mean,
+            choice.predicted_std, scale,
         )
 
-    def _builder_params(self, trial: FrozenTrial) -> dict[str, Any] | None:
+    def _rebuild_evidence(
+        self, trials: Sequence[FrozenTrial], current: FrozenTrial, sign: float
+    ) -> tuple[SearchSpace, list[float], set[str]]:
+        """Evidence, mutation space and reservations, from the storage alone (any worker, any restart)."""
+        planner = self.planner
+        planner.reset()
+        distributions: dict[str, BaseDistribution] = {}
+        durations: list[float] = []
+        reserved: set[str] = set()
+        for t in trials:
+            if t._trial_id == current._trial_id:
+                continue
+            params = self._plan_of(t) or (self._builder_params(t) if t.state.is_finished() else {})
+            if t.state == TrialState.RUNNING and isinstance(t.system_attrs.get(_attrs.ARCH), str):
+                reserved.add(t.system_attrs[_attrs.ARCH])
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_start and t.datetime_complete:
+                durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+            if not params:
+                continue
+            distributions.update({k: t.distributions[k] for k in params if k in t.distributions})
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                planner.observe(params, sign * float(t.value))
+            elif t.state == TrialState.PRUNED and t.value is not None:
+                planner.observe_censored(params, sign * float(t.value))  # its last value bounds what it would reach
+            else:
+                planner.mark_taken(params)
+        return SearchSpace(distributions), durations, reserved
+
+    def _reserve(self, study: Study, trial: FrozenTrial, decision: Any) -> Any:
+        """Reserve the first choice no other trial holds: write it, then check the others' reservations.
+
+        Each worker writes its reservation before reading the others', so of two workers
+        planning the same architecture at least one sees the other and moves on.
+        """
+        storage, trial_id = study._storage, trial._trial_id
+        choices = decision.choices()
+        for choice in choices:
+            storage.set_trial_system_attr(trial_id, _attrs.ARCH, choice.arch)
+            # every other trial counts: one planned meanwhile may have finished already
+            others = study.get_trials(deepcopy=False)
+            if not any(t._trial_id != trial_id and t.system_attrs.get(_attrs.ARCH) == choice.arch for t in others):
+                return choice
+            _logger.debug("Trial %d: architecture %s is reserved by another worker; next choice.", trial.number,
+                          choice.arch)
+        _logger.warning("Trial %d: every ranked candidate is taken by another trial; running the first anyway.",
+                        trial.number)
+        storage.set_trial_system_attr(trial_id, _attrs.ARCH, choices[0].arch)
+        return choices[0]
+
+    @staticmethod
+    def _fully_fixed(source: "_OptunaSource") -> bool:
+        """Whether the enqueued parameters decide every parameter the builder reads."""
+        try:
+            params, _ = source.sample(np.random.RandomState(0))
+        except Exception:  # noqa: BLE001 - planned normally; the planner reports the builder's error
+            return False
+        return set(params) <= set(source.fixed)
+
+    def _builder_params(self, trial: FrozenTrial) -> dict[str, Any]:
         """The subset of a finished, unplanned trial's params the builder reads (built once per trial)."""
         if trial._trial_id not in self._unplanned:
+            source = _OptunaSource(self, {}, trial.number, np.random.RandomState(0))
             try:
-                candidate = self._build(CandidateTrial(np.random.RandomState(0), forced=trial.params))
-                complete = all(name in trial.params for name in candidate.params)
-                self._unplanned[trial._trial_id] = candidate.params if complete else None
-            except _BuildFailure:
+                built = source.complete(trial.params)
+                complete = built is not None and all(name in trial.params for name in built[0])
+                self._unplanned[trial._trial_id] = built[0] if complete else None  # type: ignore[index]
+            except Exception:  # noqa: BLE001 - a trial the builder cannot rebuild is no evidence
                 self._unplanned[trial._trial_id] = None
-        return self._unplanned[trial._trial_id]
+        return self._unplanned[trial._trial_id] or {}
 
-    # ------------------------------------------------------------------ building
-    def _build(self, candidate_trial: CandidateTrial) -> "_Candidate":
-        """Run the builder on a candidate trial; graph of the model it returns (cached)."""
-        from nasassist_plugins.adapters import from_torch
+
+class _OptunaSource:
+    """Candidates of an Optuna study: ``build_model`` run on a :class:`CandidateTrial`."""
+
+    def __init__(self, sampler: NASAssistSampler, fixed: Mapping[str, Any], number: int,
+                 rng: np.random.RandomState) -> None:
+        self._build_model = sampler._build_model
+        self.example_input = sampler._example_input
+        self.fixed = dict(fixed)
+        self._number = number
+        self.rng = rng
+
+    def sample(self, rng: np.random.RandomState) -> tuple[dict[str, Any], Any]:
+        return self._build(CandidateTrial(rng, forced=self.fixed, number=self._number))
+
+    def complete(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        return self._build(CandidateTrial(self.rng, forced={**params, **self.fixed}, number=self._number))
+
+    def _build(self, candidate: CandidateTrial) -> tuple[dict[str, Any], Any]:
+        import optuna
 
         try:
-            model = self._build_model(candidate_trial)  # type: ignore[misc]
+            model = self._build_model(candidate)  # type: ignore[misc]
         except optuna.TrialPruned:
-            raise _BuildFailure("build_model raised TrialPruned") from None
-        except Exception as exc:  # user code: skip this candidate, say why
-            _logger.debug("build_model failed for %s: %r", candidate_trial.params, exc)
-            raise _BuildFailure(f"build_model raised {type(exc).__name__}: {exc}") from None
-        key = params_key(candidate_trial.params)
-        if key in self._built:
-            return self._built[key]
-        if isinstance(model, ComputationalGraph):
-            graph = model
-        elif isinstance(model, nn.Module):
-            if self._example_input is None:
-                raise _BuildFailure("build_model returned an nn.Module but the sampler has no example_input to trace it")
+            raise SearchError("build_model raised TrialPruned") from None
+        except Exception as exc:  # user code: the planner skips this candidate and says why
+            raise SearchError(f"build_model raised {type(exc).__name__}: {exc}") from None
+        return dict(candidate.params), model
+
+
+@contextlib.contextmanager
+def _beating(storage: Any, trial_id: int) -> Iterator[None]:
+    """Keep the trial's heartbeat fresh while it is planned, as Optuna does while it runs.
+
+    Optuna starts its heartbeat thread only after ``ask()`` (hence after planning): without
+    this, a long first plan (e.g. importing scikit-learn) would look like a dead worker, and
+    a worker killed while planning would leave no heartbeat at all. A no-op for storages
+    without heartbeats.
+    """
+    interval = getattr(storage, "get_heartbeat_interval", None)  # RDB storages (and their cache)
+    seconds = interval() if callable(interval) and callable(getattr(storage, "record_heartbeat", None)) else None
+    if seconds is None:
+        yield
+        return
+    storage.record_heartbeat(trial_id)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(seconds):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    graph = from_torch(model, self._example_input)
-            except NASAssistError as exc:
-                raise _BuildFailure(f"tracing failed: {exc}") from None
-        else:
-            raise _BuildFailure(f"build_model returned {type(model).__name__}, not an nn.Module")
-        candidate = _Candidate(dict(candidate_trial.params), dict(candidate_trial.distributions), graph)
-        if len(self._built) >= _GRAPH_CACHE_SIZE:
-            self._built.pop(next(iter(self._built)))
-        self._built[key] = candidate
-        return candidate
+                storage.record_heartbeat(trial_id)
+            except Exception:  # noqa: BLE001 - e.g. the trial was failed meanwhile; planning reports it
+                return
+
+    thread = threading.Thread(target=beat, name=f"nasassist-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
-class _BuildFailure(Exception):
-    """A candidate could not be turned into a graph (reason in the message)."""
+def _fail_trial(study: Study, trial: FrozenTrial, exc: BaseException) -> None:
+    """Mark a trial FAIL with the reason, so that a sampler error never leaves it RUNNING."""
+    reason = f"{type(exc).__name__}: {exc}"[: _attrs.MAX_ATTR_LENGTH]
+    try:
+        study._storage.set_trial_system_attr(trial._trial_id, _attrs.ERROR, reason)
+    except Exception:  # noqa: BLE001 - e.g. the trial was failed meanwhile by another worker
+        pass
+    try:
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    except Exception as tell_error:  # noqa: BLE001 - report the original error, not this one
+        _logger.error("Trial %d could not be marked FAIL after a sampler error: %s", trial.number, tell_error)
+    _logger.warning("Trial %d failed in NASAssistSampler: %s", trial.number, reason)
 
 
-def _plan_of(trial: FrozenTrial) -> dict[str, Any]:
-    plan = trial.system_attrs.get(_attrs.PLAN)
-    return dict(plan) if isinstance(plan, Mapping) else {}
+def plan_key(trial: FrozenTrial) -> str | None:
+    """Canonical key of a trial's plan (``None`` when it has none)."""
+    plan = _attrs.join_attr(trial.system_attrs, _attrs.PLAN)
+    return params_key(plan) if isinstance(plan, Mapping) else None

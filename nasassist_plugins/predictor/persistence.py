@@ -84,9 +84,17 @@ CONFIG_SCHEMA: dict[str, Callable[[str, Any], Any]] = {
     "graph_features": _boolean,
     "extra_features": _integer(0, 1024),
     "extra_feature_names": _names,
+    "fusion": _boolean,
+    "reference_size": _integer(0, 100_000),
+    "novelty_quantiles": _integer(0, 100_000),
+    "correction_members": _integer(1, 64),
+    "correction_hidden": _integer(4, 4096),
 }
 #: Keys that files written by earlier versions may lack, with the value they mean.
-CONFIG_DEFAULTS: dict[str, Any] = {"extra_features": 0, "extra_feature_names": None}
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "extra_features": 0, "extra_feature_names": None, "fusion": False, "reference_size": 0,
+    "novelty_quantiles": 0, "correction_members": 5, "correction_hidden": 128,
+}
 
 
 def validate_config(config: Any) -> dict[str, Any]:
@@ -131,7 +139,7 @@ def _validate_header(header: Any) -> dict[str, Any]:
             f"(expects version {WEIGHTS_VERSION}); retrain with `nasassist train` or install a matching release"
         )
     known = {"format", "version", "config", "target_offset", "target_scale", "target_description",
-             "unknown_op_ids", "training_info"}
+             "unknown_op_ids", "training_info", "fusion_settings"}
     unknown = sorted(set(header) - known)
     if unknown:
         raise PredictorError(f"header has unknown keys {unknown}")
@@ -155,6 +163,40 @@ def _validate_header(header: Any) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise PredictorError("'training_info' must be a JSON object")
     clean["training_info"] = info
+    clean["fusion_settings"] = _validate_fusion(header.get("fusion_settings"))
+    return clean
+
+
+def _validate_fusion(settings: Any) -> dict[str, Any] | None:
+    """Check the fusion settings of a header (``None``: a file without them)."""
+    from nasassist_plugins.predictor.fusion import FusionSettings
+    from nasassist_plugins.proxies.suite import SUITE_SIGNALS
+
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise PredictorError("'fusion_settings' must be a JSON object")
+    defaults = FusionSettings().to_dict()
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise PredictorError(f"'fusion_settings' has unknown keys {unknown}")
+    clean: dict[str, Any] = {}
+    for key, default in defaults.items():
+        value = settings.get(key, default)
+        if key == "anchor_signals":
+            if not isinstance(value, list) or not value or not all(v in SUITE_SIGNALS for v in value):
+                raise PredictorError(f"'fusion_settings.anchor_signals' must list suite signals, got {value!r:.200}")
+            clean[key] = list(value)
+        elif key == "anchor_weighting":
+            if value not in ("subset", "spectral"):
+                raise PredictorError(f"'fusion_settings.anchor_weighting' must be 'subset' or 'spectral', got {value!r:.50}")
+            clean[key] = value
+        elif key == "min_population":
+            clean[key] = _integer(1, 10**9)(f"fusion_settings.{key}", value)
+        else:
+            clean[key] = _finite({key: value}, key)
+            if clean[key] < 0:
+                raise PredictorError(f"'fusion_settings.{key}' must not be negative, got {value!r}")
     return clean
 
 
@@ -237,10 +279,19 @@ def read_weights(
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data after a valid header
         raise PredictorError(f"{path}: cannot read the tensors: {exc}") from exc
     for key, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not tensor.is_floating_point():
+            continue
+        if key in _MAY_HOLD_INF:
+            if bool(torch.isnan(tensor).any()):
+                raise PredictorError(f"{path}: tensor {key!r} holds NaN")
+        elif not bool(torch.isfinite(tensor).all()):
             raise PredictorError(f"{path}: tensor {key!r} holds NaN or inf")
     return header, tensors
 
+
+# Measured signal values of the fused score's reference population: a signal such as a log-determinant
+# is legitimately -inf for a degenerate architecture (it ranks last); NaN is still refused.
+_MAY_HOLD_INF = frozenset({"reference.values"})
 
 _SAFETENSORS_DTYPES = {
     torch.float32: "F32",

@@ -28,6 +28,14 @@ from nasassist_plugins.predictor import persistence
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
+from nasassist_plugins.predictor.fusion import (
+    CorrectionHead,
+    FusionSettings,
+    ReferenceSet,
+    ZeroShotScores,
+    anchor_ranks,
+    fused,
+)
 from nasassist_plugins.predictor.features import (
     NUM_OP_IDS,
     OP_INDEX,
@@ -52,10 +60,24 @@ from nasassist_plugins.predictor.persistence import (
 )
 from nasassist_plugins.predictor.regression import train_regressor
 from nasassist_plugins.predictor.scalers import ExtraFeatureScaler, FeatureScaler
+from nasassist_plugins.proxies.suite import SUITE_SIGNALS, SuiteResult, compute_suite
 
 _logger = logging.getLogger(__name__)
 
+#: Printed once per process when graphs alone are scored by a predictor that has a fused score.
+_GRAPH_ONLY_NOTICE = (
+    "scoring graphs without their models: the learned part alone is used (no training-free anchor); "
+    "pass nn.Module candidates with example_input=..., or suite=... values, for the fused zero-shot score"
+)
+_notice_shown = False
+_SURROGATE_DESCRIPTION = "values given to fit() (study surrogate, not a zero-shot score)"
 
+
+def _graph_only_notice() -> None:
+    global _notice_shown
+    if not _notice_shown:
+        _notice_shown = True
+        _logger.warning(_GRAPH_ONLY_NOTICE)
 
 
 @dataclass
@@ -82,10 +104,39 @@ class EncodedArchitectures:
 class Predictor:
     """Zero-shot architecture performance predictor (scikit-learn style ``fit``/``predict``).
 
+    With the shipped weights, :meth:`predict` on ``nn.Module`` candidates returns the
+    **fused zero-shot score** (see :mod:`.fusion`): the training-free suite's anchor plus a
+    learned correction shrunk toward the anchor for novel architectures, as a rank score in
+    [0, 1] with a calibrated uncertainty; :meth:`score` also returns the novelty, the anchor
+    and the learned part. Graphs alone (no model to run) get the learned part only, with a
+    one-time notice. After :meth:`fit` on a study's results, predictions are on the scale
+    of the fitted values (``kind="surrogate"``).
+
+    Example::
+
+        predictor = Predictor.load_default()
+        mean, std = predictor.predict([model_a, model_b], example_input=(1, 3, 32, 32))
+        details = predictor.score([model_a], example_input=(1, 3, 32, 32))
+        details.score, details.std, details.novelty, details.kind
+
     Args:
-        hidden_dim, num_gin_layers, num_experts, ensemble_size: sizes of a new, untrained
-            predictor; loaded predictors take them from their weights file.
-        seed: seed for weight initialisation.
+        hidden_dim: GIN hidden width (default 64).
+        num_gin_layers: GIN layers (default 6).
+        num_experts: mixture-of-experts heads of the learned part (default 4).
+        ensemble_size: ensemble members of the learned part (default 5).
+        graph_features: append GRAF-style graph features to the embedding (default True).
+        extra_features: caller features the learned part was fitted with (default 0).
+        extra_feature_names: their names (default None).
+        seed: seed for weight initialisation (default 0).
+        text_table: operator text embeddings (default: built from the vocabulary).
+        fusion: whether the predictor holds a fused score (reference set and correction
+            head; default False: a learned-only predictor).
+        reference_size: rows of the suite reference sample (default 0).
+        novelty_quantiles: stored training log-likelihoods for the novelty (default 0).
+        correction_members: ensemble members of the correction head (default 5).
+        correction_hidden: width of the correction head (default 128).
+
+    Loaded predictors take every size from their weights file.
     """
 
     def __init__(
@@ -99,6 +150,11 @@ class Predictor:
         extra_feature_names: Sequence[str] | None = None,
         seed: int = 0,
         text_table: torch.Tensor | None = None,
+        fusion: bool = False,
+        reference_size: int = 0,
+        novelty_quantiles: int = 0,
+        correction_members: int = 5,
+        correction_hidden: int = 128,
     ) -> None:
         torch.manual_seed(seed)
         self.config: dict[str, Any] = {
@@ -109,12 +165,20 @@ class Predictor:
             "graph_features": graph_features,
             "extra_features": extra_features,
             "extra_feature_names": list(extra_feature_names) if extra_feature_names else None,
+            "fusion": bool(fusion),
+            "reference_size": int(reference_size),
+            "novelty_quantiles": int(novelty_quantiles),
+            "correction_members": int(correction_members),
+            "correction_hidden": int(correction_hidden),
         }
         self.encoder = GraphEncoder(hidden_dim=hidden_dim, num_gin_layers=num_gin_layers, text_table=text_table)
         self.clusterer = SoftClusterer(num_experts, EMBEDDING_DIM)
         self.scaler = FeatureScaler(NUM_GRAPH_FEATURES if graph_features else 0)
         self.extra_scaler = ExtraFeatureScaler(extra_features)
         self.regressor = MixtureOfExpertsRegressor(self._regressor_dim, num_experts, ensemble_size)
+        self.reference = ReferenceSet(reference_size if fusion else 0, len(SUITE_SIGNALS), novelty_quantiles)
+        self.correction = CorrectionHead(self._correction_dim, correction_members if fusion else 0, correction_hidden)
+        self.fusion_settings = FusionSettings()
         # predictions are (raw - offset) / scale in the regressor's space
         self.target_offset = 0.0
         self.target_scale = 1.0
@@ -128,9 +192,24 @@ class Predictor:
     def _regressor_dim(self) -> int:
         return EMBEDDING_DIM + self.scaler.num_features + self.extra_scaler.num_features
 
+    @property
+    def _correction_dim(self) -> int:
+        return EMBEDDING_DIM + self.scaler.num_features + len(SUITE_SIGNALS) + 1
+
+    @property
+    def has_fusion(self) -> bool:
+        """Whether the fused score is available (weights trained with the training-free anchor)."""
+        return bool(self.config.get("fusion"))
+
+    @property
+    def is_surrogate(self) -> bool:
+        """Whether :meth:`fit` adapted the learned part to a study's values (no zero-shot score then)."""
+        return self.target_description == _SURROGATE_DESCRIPTION
+
     def _modules(self) -> tuple[tuple[str, nn.Module], ...]:
         return (("encoder", self.encoder), ("clusterer", self.clusterer), ("scaler", self.scaler),
-                ("extra_scaler", self.extra_scaler), ("regressor", self.regressor))
+                ("extra_scaler", self.extra_scaler), ("regressor", self.regressor),
+                ("reference", self.reference), ("correction", self.correction))
 
     # ------------------------------------------------------------------ extra features
     def _feature_matrix(self, features: Any, n: int) -> torch.Tensor | None:
@@ -277,14 +356,168 @@ class Predictor:
         return EncodedArchitectures(z, self.regressor_inputs(graphs, z, coarse), extra)
 
     def predict(
-        self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512, features: Any = None
+        self,
+        items: Iterable[Any],
+        example_input: Any = None,
+        batch_size: int = 512,
+        features: Any = None,
+        *,
+        batch: torch.Tensor | None = None,
+        suite: Sequence[Any] | None = None,
+        context: Sequence[Any] | None = None,
+        population: str = "auto",
+        seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted score and its uncertainty (standard deviation) for every item.
+        """Score and its uncertainty (standard deviation) for every item: ``(score, std)``.
 
-        A predictor fitted with extra ``features`` (e.g. zero-cost proxies) needs the same
-        features, in the same order, for the items scored.
+        The same as :meth:`score` without the details: on ``nn.Module`` items of a predictor
+        with a fused score, the fused rank score in [0, 1]; on graphs alone, the learned part
+        (one-time notice); after :meth:`fit`, the study surrogate's prediction. A predictor
+        fitted with extra ``features`` (e.g. zero-cost proxies) needs the same features, in
+        the same order, for the items scored.
         """
-        return self.predict_encoded(self.encode(items, example_input, batch_size, features))
+        result = self.score(items, example_input, batch_size=batch_size, features=features, batch=batch,
+                            suite=suite, context=context, population=population, seed=seed)
+        return result.score, result.std
+
+    def score(
+        self,
+        items: Iterable[Any],
+        example_input: Any = None,
+        *,
+        batch_size: int = 512,
+        features: Any = None,
+        batch: torch.Tensor | None = None,
+        suite: Sequence[Any] | None = None,
+        context: Sequence[Any] | None = None,
+        population: str = "auto",
+        seed: int = 0,
+    ) -> ZeroShotScores:
+        """Fused zero-shot scores with their details (novelty, anchor, learned part, kind).
+
+        Args:
+            items: ``nn.Module`` instances (traced with ``example_input`` and run by the
+                training-free suite) and/or ComputationalGraphs (learned part only, unless
+                ``suite`` gives their signals).
+            example_input: a tensor or a shape such as ``(1, 3, 32, 32)``: traces the modules
+                and shapes the suite's random batch (at least 16 samples).
+            batch_size: graphs per encoder batch.
+            features: extra features of a predictor fitted with them (see :meth:`fit`).
+            batch: a batch of real inputs for the suite (default: random data of the example
+                input's shape).
+            suite: precomputed suite signals, one per item (a
+                :class:`~nasassist_plugins.proxies.SuiteResult`, a ``{signal: value}``
+                mapping or ``None``); modules are then not run again.
+            context: suite signals of other candidates of the same search (e.g. a study's
+                earlier trials), ranked with the items but not scored: scores of one model
+                then follow the study's own population.
+            population: ``"auto"`` (default: rank within items + context when there are at
+                least ``min_population``, else against the reference), ``"batch"`` (always
+                within items + context, AZ-NAS) or ``"reference"`` (always against the
+                reference: each item's score is independent of the others).
+            seed: seeds the suite's random batch, initialisation and vectors.
+
+        With at least ``fusion_settings.min_population`` candidates carrying suite signals
+        (items plus ``context``; 20 by default), each signal is ranked among them, as AZ-NAS
+        does; fewer are placed against the reference sample stored with the weights
+        (benchmark architectures, with smooth tails beyond their range), so a single model
+        gets a score that does not depend on what it is scored with.
+        """
+        items = list(items)
+        if suite is not None and len(suite) != len(items):
+            raise PredictorError(f"suite has {len(suite)} entries for {len(items)} items")
+        graphs = self.to_graphs(items, example_input)
+        rows = self._suite_rows(items, example_input, batch, suite, seed)
+        encoded = self._encode_graphs(graphs, batch_size, features)
+        return self.score_encoded(encoded, rows, context=context, population=population)
+
+    def score_graphs(self, graphs: Sequence[ComputationalGraph], suite: Sequence[Any] | None = None,
+                     *, batch_size: int = 512, context: Sequence[Any] | None = None,
+                     population: str = "auto") -> ZeroShotScores:
+        """:meth:`score` for graphs with optional precomputed suite signals (no model is run).
+
+        The cheap path for pools of thousands of candidates: without ``suite`` the learned
+        part alone (``kind="learned-only"``, no notice); with it, the fused score.
+        """
+        graphs = list(graphs)
+        if suite is not None and len(suite) != len(graphs):
+            raise PredictorError(f"suite has {len(suite)} entries for {len(graphs)} graphs")
+        rows = [None] * len(graphs) if suite is None else [_suite_row(r) for r in suite]
+        return self.score_encoded(self._encode_graphs(self.to_graphs(graphs), batch_size, None), rows,
+                                  notice=suite is not None, context=context, population=population)
+
+    def _encode_graphs(self, graphs: Sequence[ComputationalGraph], batch_size: int, features: Any
+                       ) -> "EncodedArchitectures":
+        extra = self._feature_matrix(features, len(graphs))
+        coarse = [coarsen(g) for g in graphs]
+        z = self._embed_coarse(coarse, batch_size)
+        return EncodedArchitectures(z, self.regressor_inputs(graphs, z, coarse), extra)
+
+    def _suite_rows(self, items: Sequence[Any], example_input: Any, batch: torch.Tensor | None,
+                    suite: Sequence[Any] | None, seed: int) -> list[list[float] | None]:
+        if suite is not None:
+            return [_suite_row(r) for r in suite]
+        if not self.has_fusion or self.is_surrogate:
+            return [None] * len(items)
+        rows: list[list[float] | None] = []
+        for item in items:
+            if isinstance(item, nn.Module):
+                result = compute_suite(item, batch, example_input=example_input, seed=seed)
+                rows.append([result.values[name] for name in SUITE_SIGNALS])
+            else:
+                rows.append(None)
+        return rows
+
+    @torch.no_grad()
+    def novelty_encoded(self, encoded: "EncodedArchitectures") -> np.ndarray:
+        """Calibrated novelty in [0, 1] of encoded architectures (see :class:`.fusion.ReferenceSet`)."""
+        z = encoded.embeddings
+        if z.shape[0] == 0:
+            return np.zeros(0)
+        if self.reference.loglik.numel():
+            return self.reference.novelty(self.clusterer.log_likelihood(z).numpy())
+        return self.clusterer.novelty(z).squeeze(1).numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def score_encoded(self, encoded: "EncodedArchitectures", suite_rows: Sequence[Sequence[float] | None] | None = None,
+                      *, notice: bool = True, context: Sequence[Any] | None = None,
+                      population: str = "auto") -> ZeroShotScores:
+        """:meth:`score` for architectures already passed through :meth:`encode`."""
+        if population not in ("auto", "batch", "reference"):
+            raise PredictorError(f"population must be 'auto', 'batch' or 'reference', got {population!r}")
+        n = len(encoded)
+        rows = list(suite_rows) if suite_rows is not None else [None] * n
+        if len(rows) != n:
+            raise PredictorError(f"{len(rows)} suite rows for {n} architectures")
+        raw, raw_std = self.predict_encoded(encoded)
+        novelty = self.novelty_encoded(encoded)
+        anchor = np.full(n, np.nan)
+        signals = [dict(zip(SUITE_SIGNALS, r)) if r is not None else {} for r in rows]
+        if self.is_surrogate:
+            return ZeroShotScores(raw, raw_std, novelty, anchor, raw, ["surrogate"] * n, signals)
+        settings = self.fusion_settings
+        raw, raw_std = raw.astype(np.float64), raw_std.astype(np.float64)
+        learned = np.clip(raw, 0.0, 1.0)
+        score = learned.copy()
+        std = np.sqrt(raw_std ** 2 + settings.learned_sigma0 ** 2)
+        kind = ["learned-only"] * n
+        idx = [i for i, r in enumerate(rows) if r is not None]
+        if self.has_fusion and idx:
+            values = np.array([rows[i] for i in idx], dtype=np.float64)
+            mask = np.array([name in settings.anchor_signals for name in SUITE_SIGNALS])
+            extra = [r for r in (_suite_row(c) for c in (context or ())) if r is not None]
+            minimum = {"auto": settings.min_population, "batch": 1, "reference": 10**12}[population]
+            ranks, a = anchor_ranks(values, mask, self.reference, minimum,
+                                    np.array(extra, dtype=np.float64) if extra else None, settings.anchor_weighting)
+            x = torch.cat([encoded.inputs[idx], torch.tensor(np.column_stack([ranks, a]), dtype=torch.float32)], dim=1)
+            delta, spread = self.correction(x)
+            s, sd = fused(a, delta.numpy().astype(np.float64), spread.numpy().astype(np.float64), novelty[idx], settings)
+            score[idx], std[idx], anchor[idx] = s, sd, a
+            for i in idx:
+                kind[i] = "fused"
+        if self.has_fusion and notice and len(idx) < n:
+            _graph_only_notice()
+        return ZeroShotScores(score, std, novelty, anchor, learned, kind, signals)
 
     @torch.no_grad()
     def predict_encoded(self, encoded: "EncodedArchitectures") -> tuple[np.ndarray, np.ndarray]:
@@ -374,7 +607,7 @@ class Predictor:
         train_regressor(self.regressor, self.clusterer, z, target, inputs=x,
                         epochs=epochs, lr=lr, max_seconds=max_seconds, seed=seed)
         self.target_offset, self.target_scale = offset, scale
-        self.target_description = "values given to fit()"
+        self.target_description = _SURROGATE_DESCRIPTION
         self._eval()
         return self
 
@@ -395,6 +628,7 @@ class Predictor:
             "target_description": self.target_description,
             "unknown_op_ids": self.unknown_op_ids,
             "training_info": self.training_info,
+            "fusion_settings": self.fusion_settings.to_dict(),
         })
 
     @classmethod
@@ -421,8 +655,8 @@ class Predictor:
         try:
             for prefix, module in predictor._modules():
                 state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-                if not state and prefix == "extra_scaler" and predictor.extra_scaler.num_features == 0:
-                    continue  # written before extra features existed
+                if not state and all(t.numel() == 0 for t in module.state_dict().values()):
+                    continue  # empty parts (no extra features, no fusion) may be absent from older files
                 module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise PredictorError(f"{path}: weights do not match the predictor's architecture: {exc}") from exc
@@ -431,6 +665,7 @@ class Predictor:
         predictor.target_description = header["target_description"]
         predictor.unknown_op_ids = header["unknown_op_ids"]
         predictor.training_info = header["training_info"]
+        predictor.fusion_settings = FusionSettings.from_dict(header.get("fusion_settings") or {})
         predictor._eval()
         return predictor
 
@@ -448,3 +683,22 @@ class Predictor:
         return copy.deepcopy(self)
 
 
+def _suite_row(entry: Any) -> list[float] | None:
+    """One suite row (values in :data:`SUITE_SIGNALS` order) from a SuiteResult, a mapping or ``None``."""
+    if entry is None:
+        return None
+    if isinstance(entry, SuiteResult):
+        entry = entry.values
+    if not isinstance(entry, Mapping):
+        raise PredictorError(f"suite entries must be SuiteResult, {{signal: value}} or None, got {type(entry).__name__}")
+    unknown = sorted(set(entry) - set(SUITE_SIGNALS))
+    if unknown:
+        raise PredictorError(f"unknown suite signals {unknown}; expected {list(SUITE_SIGNALS)}")
+    row = []
+    for name in SUITE_SIGNALS:
+        value = entry.get(name)
+        try:
+            row.append(float("nan") if value is None else float(value))
+        except (TypeError, ValueError):
+            raise PredictorError(f"suite signal {name!r} must be a number, got {value!r}") from None
+    return row

@@ -204,7 +204,11 @@ def layer_relevance(
     Args:
         predictor: a :class:`~nasassist_plugins.predictor.Predictor` (anything with
             ``predict(graphs) -> (mean, std)`` works).
-        model_or_graph: an ``nn.Module`` (traced with ``example_input``) or a graph.
+        model_or_graph: an ``nn.Module`` (traced with ``example_input``) or a graph. For a
+            module and a predictor with a fused score, every masked variant is also run by
+            the training-free suite (the layer's module replaced by its input, or zeros when
+            the shapes differ), so relevance follows the fused score; a graph gets the
+            learned part only.
         example_input: tensor or shape to trace a module with.
         batch_size: graphs per encoder batch (passed to ``predict`` when it accepts it).
 
@@ -219,7 +223,11 @@ def layer_relevance(
         raise RelevanceError(f"graph {graph.name!r} has no layers to mask (only input/output nodes)")
     variants = masked_variants(graph, layers)
     references, reference_of = _references(graph, layers)
-    mean, std = _predict_all(predictor, [graph, *variants, *references], batch_size)
+    suite = None
+    if isinstance(model_or_graph, nn.Module) and getattr(predictor, "has_fusion", False) \
+            and not getattr(predictor, "is_surrogate", False):
+        suite = _masked_suites(model_or_graph, layers, example_input, len(references))
+    mean, std = _predict_all(predictor, [graph, *variants, *references], batch_size, suite)
     reference_mean = np.array([mean[0] if r is None else mean[1 + len(variants) + r] for r in reference_of])
     deltas = reference_mean - mean[1 : 1 + len(variants)]
     weights, signed = normalise_contributions(deltas)
@@ -290,10 +298,59 @@ def _as_graph(model_or_graph: nn.Module | ComputationalGraph, example_input: Any
     )
 
 
-def _predict_all(predictor: _Predicts, graphs: list[ComputationalGraph], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One batched prediction of all graphs, checked for shape."""
+def _masked_suites(model: nn.Module, layers: Sequence[Layer], example_input: Any, references: int) -> list[Any]:
+    """Suite signals of the model, of each layer-masked model, and (the model's) for each reference.
+
+    A module layer is masked in the model the way the graph is masked: its operation is
+    removed (its output is its input when the shapes agree, zeros of its output's shape
+    otherwise). A functional layer (no module) keeps the model's signals.
+    """
+    from nasassist_plugins.proxies.suite import compute_suite
+
+    baseline = compute_suite(model, example_input=example_input)
+    rows: list[Any] = [baseline]
+    for layer in layers:
+        module = _submodule(model, layer.module)
+        if module is None:
+            rows.append(baseline)
+            continue
+        handle = module.register_forward_hook(_mask_output)
+        try:
+            rows.append(compute_suite(model, example_input=example_input))
+        finally:
+            handle.remove()
+    return rows + [baseline] * references
+
+
+def _submodule(model: nn.Module, name: str | None) -> nn.Module | None:
+    if not name:
+        return None
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _mask_output(module: nn.Module, args: tuple, output: Any) -> Any:
+    if not isinstance(output, torch.Tensor):
+        return output
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None and x.shape == output.shape:
+        return x
+    return torch.zeros_like(output)
+
+
+def _predict_all(predictor: _Predicts, graphs: list[ComputationalGraph], batch_size: int,
+                 suite: list[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One batched prediction of all graphs (fused, each placed against the reference, when
+    ``suite`` holds their signals), checked for shape."""
+    kwargs: dict[str, Any] = {}
     if _accepts_batch_size(predictor.predict):
-        mean, std = predictor.predict(graphs, batch_size=batch_size)  # type: ignore[call-arg]
+        kwargs["batch_size"] = batch_size
+    if suite is not None:
+        kwargs.update(suite=suite, population="reference")
+    if kwargs:
+        mean, std = predictor.predict(graphs, **kwargs)  # type: ignore[call-arg]
     else:
         mean, std = predictor.predict(graphs)
     mean = np.asarray(mean, dtype=np.float64).reshape(-1)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from nasassist_plugins.search.acquisition import SearchError
+from nasassist_plugins.errors import SearchError
 
 
 def params_key(params: Mapping[str, Any]) -> str:

@@ -204,6 +204,10 @@ def _run_item(item: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         output_shape = [int(d) for d in output.shape]
         graph_json = ctx["from_torch"](model, example, name=entry).to_json()
         result: dict[str, Any] = {"ok": True, "num_params": num_params, "output_shape": output_shape, "graph": graph_json}
+        if item.get("suite", True) and ctx.get("compute_suite") is not None:
+            # the training-free suite for the fused zero-shot score (numbers only leave the child)
+            suite = ctx["compute_suite"](model, example_input=shape)
+            result["suite"] = {k: (v if v == v and abs(v) != float("inf") else None) for k, v in suite.values.items()}
         trainer = ctx.get("trainer")
         if trainer is not None:
             signal.setitimer(signal.ITIMER_REAL, float(item["limits"].get("train_wall_s", wall)))

@@ -11,6 +11,7 @@ holds no more parameters than the model reports; anything else becomes an
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
@@ -105,5 +106,21 @@ def result_from_answer(payload: Mapping[str, Any], limits: "SandboxLimits", seco
                 problem = "the graph has no operations"
     if problem:
         return SandboxResult(False, "inconsistent-result", redact(problem, 300), seconds=seconds)
+    suite = _suite_of(payload.get("suite"))
     return SandboxResult(True, reason, detail, graph_json=graph_json, num_params=num_params,
-                         output_shape=tuple(shape), value=payload.get("value"), seconds=seconds, _graph=graph)
+                         output_shape=tuple(shape), value=payload.get("value"), seconds=seconds,
+                         extra={"suite": suite} if suite is not None else {}, _graph=graph)
+
+
+def _suite_of(raw: Any) -> dict[str, float] | None:
+    """The suite signals a child reported: known names with finite numbers only (NaN otherwise)."""
+    from nasassist_plugins.proxies.suite import SUITE_SIGNALS
+
+    if not isinstance(raw, Mapping):
+        return None
+    out = {}
+    for name in SUITE_SIGNALS:
+        value = raw.get(name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        out[name] = float(value) if ok else math.nan
+    return out

@@ -36,7 +36,8 @@ import time
 import traceback
 from typing import Any
 
-_RESULT_KEYS = {"ok": bool, "reason": str, "detail": str, "graph": str, "num_params": int, "output_shape": list}
+_RESULT_KEYS = {"ok": bool, "reason": str, "detail": str, "graph": str, "num_params": int, "output_shape": list,
+                "suite": dict}
 
 
 # ----------------------------------------------------------------------------- supervisor side
@@ -226,6 +227,7 @@ def main() -> int:
     torch.set_num_threads(1)
     from nasassist_plugins.adapters.torch_adapter import from_torch
     from nasassist_plugins.mutation.sandbox.validator import ALLOWED_MODULES, escape_attribute_names, validate_source
+    from nasassist_plugins.proxies.suite import compute_suite
 
     for name in ALLOWED_MODULES:  # imported now, so the sources' imports allocate nothing new
         __import__(name)
@@ -243,6 +245,7 @@ def main() -> int:
     ctx = {
         "torch": torch,
         "from_torch": from_torch,
+        "compute_suite": compute_suite,
         "validate_source": validate_source,
         "builtins": safe_builtins(ALLOWED_MODULES),
         "python_checks": bool(config.get("python_checks", True)),
