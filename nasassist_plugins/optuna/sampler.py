@@ -49,6 +49,8 @@ _logger = logging.getLogger(__name__)
 
 BuildModel = Callable[[Any], Any]
 
+_CONSTRAINTS_KEY = "constraints"  # Optuna's system attr for constraint values (its samplers and best_trials read it)
+
 _PLAN_CACHE = 4096  # plans of trials this process asked about (sample_independent reads them often)
 
 
@@ -74,6 +76,27 @@ class NASAssistSampler(BaseSampler):
         n_startup_trials: trials sampled by ``base_sampler`` alone before planning starts
             (Optuna's meaning of the name). Default 0.
         seed: seed for reproducible studies. Default ``None``.
+        objectives: one entry per study direction, for multi-objective (or budgeted)
+            studies: ``"score"`` (the surrogate's prediction of the trained metric),
+            ``"params"``, ``"flops"``, ``"latency"`` (milliseconds measured here on
+            ``example_input``), ``"latency:DEVICE"`` (predicted for a device of
+            :func:`nasassist_plugins.hardware.latency_devices`, adapted to the values the
+            study stores), or a callable ``(model, graph) -> float``. They are computed (or
+            predicted) for every pool candidate before choosing, and the choice is
+            Pareto-aware (``pareto_rule``). Default ``None``: single-objective planning on
+            the score (``["score"]`` when only budgets are given). *Experimental.*
+        max_params: candidates with more trainable parameters are never run. Default ``None``.
+        max_latency_ms: candidates slower than this (the ``"latency"`` objective, else the
+            first device-latency objective, else latency measured on ``example_input``) are
+            never run. Default ``None``.
+        constraints_func: Optuna's ``constraints_func(frozen_trial) -> sequence of floats``
+            (each <= 0 when feasible). It is evaluated on a candidate's predicted values
+            (``frozen_trial.values``, ``params``) before choosing, so candidates predicted
+            infeasible are never run (when it needs what only the run gives, e.g. a user
+            attr, the candidate counts as feasible), and on each finished trial, stored
+            under the system attr ``constraints`` as Optuna's samplers do. Default ``None``.
+        pareto_rule: ``"ehvi"`` (expected hypervolume improvement, default) or ``"parego"``
+            (a random augmented-Chebyshev scalarisation per trial).
 
     Example::
 
@@ -85,6 +108,11 @@ class NASAssistSampler(BaseSampler):
                                    config=PlannerConfig(prune_quantile=0.75), seed=0)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(objective, n_trials=50)   # objective calls build_model(trial) too
+
+        # accuracy x measured latency, at most 1e6 parameters
+        sampler = NASAssistSampler(build_model=build_model, example_input=torch.randn(1, 3, 32, 32),
+                                   objectives=["score", "latency"], max_params=1e6, seed=0)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     """
 
     def __init__(
@@ -98,6 +126,11 @@ class NASAssistSampler(BaseSampler):
         base_sampler: BaseSampler | None = None,
         n_startup_trials: int = 0,
         seed: int | None = None,
+        objectives: Sequence[Any] | None = None,
+        max_params: float | None = None,
+        max_latency_ms: float | None = None,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        pareto_rule: str = "ehvi",
     ) -> None:
         if build_model is not None and not callable(build_model):
             raise ConfigurationError(f"build_model must be a function of a trial, got {type(build_model).__name__}")
@@ -109,8 +142,18 @@ class NASAssistSampler(BaseSampler):
             raise ConfigurationError(f"base_sampler must be an optuna sampler, got {type(base_sampler).__name__}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigurationError(f"seed must be an integer or None, got {seed!r}")
+        if constraints_func is not None and not callable(constraints_func):
+            raise ConfigurationError("constraints_func must be a function of a FrozenTrial returning a sequence of floats")
+        from nasassist_plugins.search.pareto import PARETO_RULES
+
+        if pareto_rule not in PARETO_RULES:
+            raise ConfigurationError(f"pareto_rule must be one of {', '.join(PARETO_RULES)}, got {pareto_rule!r}")
         from nasassist_plugins.search.planner import Planner
         from nasassist_plugins.search.surrogate import StudySurrogate
+
+        self._objectives = _objective_set(objectives, example_input, max_params, max_latency_ms, constraints_func)
+        self._constraints_func = constraints_func
+        self._pareto_rule = pareto_rule
 
         self.config = PlannerConfig.from_mapping(config)
         self._build_model = build_model
@@ -120,11 +163,14 @@ class NASAssistSampler(BaseSampler):
         self._rng = np.random.RandomState(seed)
         self._base_sampler = base_sampler or TPESampler(seed=seed)
         self.surrogate = StudySurrogate.from_config(predictor, self.config, seed=0 if seed is None else seed)
+        self._proposer = proposer
         self.planner = Planner(self.surrogate, self.config, proposer=proposer)
         self._unplanned: dict[int, dict[str, Any] | None] = {}  # trial id -> builder params (finished trials)
         self._plans: dict[int, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._warned_no_builder = False
+        self._warned_constraints = False
+        self._space: SearchSpace | None = None
 
     # ------------------------------------------------------------------ BaseSampler contract
     def reseed_rng(self) -> None:
@@ -163,11 +209,12 @@ class NASAssistSampler(BaseSampler):
                 )
             return
         try:
-            if len(study.directions) > 1:
-                raise SearchError(
-                    "NASAssistSampler plans for single-objective studies; for several objectives use a "
-                    "multi-objective sampler (e.g. NSGAIISampler) and NASAssistPruner / report_model for "
-                    "zero-shot scores"
+            if self._objectives is not None:
+                self._use_objectives(study)
+            elif len(study.directions) > 1:
+                raise ConfigurationError(
+                    f"NASAssistSampler got a study with {len(study.directions)} directions but no objectives: pass "
+                    "objectives=[...] with one entry per direction (e.g. ['score', 'latency'])"
                 )
             if self._plan_of(trial) or _attrs.DECISION in trial.system_attrs:
                 return  # planned already (e.g. a trial asked again)
@@ -181,7 +228,46 @@ class NASAssistSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._plans.pop(trial._trial_id, None)
-        self._base_sampler.after_trial(study, trial, state, values)
+        try:
+            if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
+                _store_constraints(self._constraints_func, study, trial, values)
+        finally:
+            self._base_sampler.after_trial(study, trial, state, values)
+
+    def _use_objectives(self, study: Study) -> None:
+        """The planner of this study's directions (the objective set is checked against them once)."""
+        from nasassist_plugins.search.pareto_planner import ParetoPlanner
+
+        directions = tuple(d.name.lower() for d in study.directions)
+        assert self._objectives is not None
+        if isinstance(self.planner, ParetoPlanner) and self._objectives.directions == directions:
+            return
+        objectives = self._objectives.with_directions(directions)
+        self.planner = ParetoPlanner(self.surrogate, self.config, objectives=objectives, proposer=self._proposer,
+                                     rule=self._pareto_rule, feasibility=self._feasibility)
+
+    def _feasibility(self, params: Mapping[str, Any], values: Sequence[float]) -> Sequence[float] | None:
+        """``constraints_func`` on a candidate's predicted values (``None`` when it needs more than they give)."""
+        if self._constraints_func is None:
+            return None
+        import datetime
+
+        distributions = self._space.distributions if self._space is not None else {}
+        predicted = FrozenTrial(
+            number=-1, state=TrialState.COMPLETE, value=None, values=list(values),
+            datetime_start=datetime.datetime.now(), datetime_complete=datetime.datetime.now(),
+            params=dict(params), distributions={k: distributions[k] for k in params if k in distributions},
+            user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=-1,
+        )
+        try:
+            constraints = [float(c) for c in self._constraints_func(predicted)]
+        except Exception as exc:  # noqa: BLE001 - e.g. it reads a user attr the run sets: not known before training
+            if not self._warned_constraints:
+                self._warned_constraints = True
+                _logger.info("constraints_func cannot be evaluated before training (%s: %s); it is applied to "
+                             "finished trials only.", type(exc).__name__, exc)
+            return None
+        return constraints if all(np.isfinite(constraints)) else None
 
     # ------------------------------------------------------------------ planning
     def _trial_rng(self, number: int) -> np.random.RandomState:
@@ -206,13 +292,15 @@ class NASAssistSampler(BaseSampler):
         # storage: a sampler has no other way to attach data to a trial.
         storage, trial_id = study._storage, trial._trial_id
         trials = study.get_trials(deepcopy=False)
-        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
         if len(completed) < self._n_startup_trials:
             storage.set_trial_system_attr(trial_id, _attrs.DECISION, {_attrs.ORIGIN: "base-sampler"})
             return
-        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        multi = self._objectives is not None
+        sign = 1.0 if multi or study.direction == StudyDirection.MAXIMIZE else -1.0
         fixed = dict(trial.system_attrs.get("fixed_params", {}))
         space, durations, reserved = self._rebuild_evidence(trials, trial, sign)
+        self._space = space
         from nasassist_plugins.search.planner import plan_budget
 
         source = _OptunaSource(self, fixed, trial.number, self._trial_rng(trial.number))
@@ -246,6 +334,8 @@ class NASAssistSampler(BaseSampler):
             _attrs.THRESHOLD: decision.threshold,
             _attrs.PLAN_SECONDS: time.perf_counter() - started,
         }
+        if multi:  # JSON-safe: no NaN in storages
+            decided = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in decided.items()}
         attrs: dict[str, Any] = {
             **_attrs.split_attr(_attrs.PLAN, choice.params),
             _attrs.ARCH: choice.arch,
@@ -258,14 +348,34 @@ class NASAssistSampler(BaseSampler):
         trial.system_attrs.update(attrs)  # the Trial object holds this frozen trial
         self._plans[trial_id] = dict(choice.params)
         shown_mean = sign * choice.predicted_mean if fine_tuned else choice.predicted_mean
-        storage.set_trial_user_attr(trial_id, _attrs.USER_PREDICTED, shown_mean)
-        storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, choice.predicted_std)
+        if multi:
+            self._store_objectives(storage, trial, choice.key)
+        else:
+            storage.set_trial_user_attr(trial_id, _attrs.USER_PREDICTED, shown_mean)
+            storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, choice.predicted_std)
         storage.set_trial_user_attr(trial_id, _attrs.USER_SCALE, scale)
         _logger.debug(
             "Trial %d: planned a %s candidate out of %d in %.2fs (predicted %.4f ± %.4f, %s).",
             trial.number, choice.origin, decision.n_candidates, decided[_attrs.PLAN_SECONDS], choice.predicted_mean,
             choice.predicted_std, scale,
         )
+
+    def _store_objectives(self, storage: Any, trial: FrozenTrial, key: str) -> None:
+        """The chosen candidate's predicted objectives as user attrs (shown by optuna-dashboard):
+        ``nasassist_predicted_<name>`` and ``nasassist_uncertainty_<name>`` per objective (the score
+        only once fine-tuned, i.e. on the metric's scale), and ``nasassist_predicted_feasible``."""
+        prediction = self.planner.predicted.get(key)
+        if prediction is None:
+            return
+        for i, name in enumerate(self.planner.objectives.names):
+            mean, std = prediction.mean[i], prediction.std[i]
+            if not np.isfinite(mean) or (i == self.planner.objectives.score_index and not self.surrogate.is_fine_tuned):
+                continue
+            storage.set_trial_user_attr(trial._trial_id, f"{_attrs.USER_PREDICTED}_{name}", float(mean))
+            if np.isfinite(std):
+                storage.set_trial_user_attr(trial._trial_id, f"{_attrs.USER_UNCERTAINTY}_{name}", float(std))
+        if (self._objectives is not None and self._objectives.has_budgets) or self._constraints_func is not None:
+            storage.set_trial_user_attr(trial._trial_id, _attrs.USER_FEASIBLE, not prediction.violations)
 
     def _rebuild_evidence(
         self, trials: Sequence[FrozenTrial], current: FrozenTrial, sign: float
@@ -287,7 +397,12 @@ class NASAssistSampler(BaseSampler):
             if not params:
                 continue
             distributions.update({k: t.distributions[k] for k in params if k in t.distributions})
-            if t.state == TrialState.COMPLETE and t.value is not None:
+            if self._objectives is not None:
+                if t.state == TrialState.COMPLETE and t.values is not None:
+                    planner.observe_values(params, t.values, feasible=_is_feasible(t))
+                else:
+                    planner.mark_taken(params)
+            elif t.state == TrialState.COMPLETE and t.value is not None:
                 planner.observe(params, sign * float(t.value))
             elif t.state == TrialState.PRUNED and t.value is not None:
                 planner.observe_censored(params, sign * float(t.value))  # its last value bounds what it would reach
@@ -412,6 +527,44 @@ def _fail_trial(study: Study, trial: FrozenTrial, exc: BaseException) -> None:
     except Exception as tell_error:  # noqa: BLE001 - report the original error, not this one
         _logger.error("Trial %d could not be marked FAIL after a sampler error: %s", trial.number, tell_error)
     _logger.warning("Trial %d failed in NASAssistSampler: %s", trial.number, reason)
+
+
+def _objective_set(objectives: Sequence[Any] | None, example_input: Any, max_params: Any, max_latency_ms: Any,
+                   constraints_func: Any) -> Any:
+    """The validated objectives (directions are set per study), or ``None`` for single-objective planning."""
+    if objectives is None and max_params is None and max_latency_ms is None and constraints_func is None:
+        return None
+    from nasassist_plugins.search.objectives import ObjectiveSet
+
+    specs = ["score"] if objectives is None else objectives
+    if isinstance(specs, (str, bytes)) or not isinstance(specs, Sequence):
+        raise ConfigurationError(f"objectives must be a list (one entry per study direction), got {specs!r}")
+    return ObjectiveSet(specs, ["maximize"] * len(specs), example_input=example_input, max_params=max_params,
+                        max_latency_ms=max_latency_ms)
+
+
+def _is_feasible(trial: FrozenTrial) -> bool:
+    """Whether a finished trial met its constraints (Optuna's system attr ``constraints``; absent: feasible)."""
+    constraints = trial.system_attrs.get(_CONSTRAINTS_KEY)
+    return constraints is None or all(float(c) <= 0 for c in constraints)
+
+
+def _store_constraints(constraints_func: Callable[[FrozenTrial], Sequence[float]], study: Study, trial: FrozenTrial,
+                       values: Sequence[float] | None) -> None:
+    """Evaluate ``constraints_func`` on a finished trial and store it as Optuna's samplers do."""
+    import copy
+
+    finished = copy.copy(trial)
+    if values is not None and finished.values is None:
+        finished.values = list(values)  # Optuna stores the values after after_trial
+    constraints = None
+    try:
+        con = [float(c) for c in constraints_func(finished)]
+        if any(np.isnan(con)):
+            raise ConfigurationError("constraints_func returned NaN")
+        constraints = tuple(con)
+    finally:
+        study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, constraints)
 
 
 def plan_key(trial: FrozenTrial) -> str | None:

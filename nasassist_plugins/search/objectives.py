@@ -153,6 +153,25 @@ class ObjectiveSet:
     def has_budgets(self) -> bool:
         return self.max_params is not None or self.max_latency_ms is not None
 
+    @property
+    def latency_budget_index(self) -> int | None:
+        """Position of the objective ``max_latency_ms`` applies to (``None``: measured for the budget alone)."""
+        return self._latency_index
+
+    def with_directions(self, directions: Sequence[Any]) -> "ObjectiveSet":
+        """This set for a study's ``directions`` (one per objective).
+
+        Raises:
+            ConfigurationError: the number of directions differs from the number of objectives.
+        """
+        if len(directions) != self.n_objectives:
+            raise ConfigurationError(
+                f"{self.n_objectives} objectives ({', '.join(self.names)}) for a study with {len(directions)} "
+                "directions: give one objective per study direction"
+            )
+        self.directions = tuple(_direction_name(d) for d in directions)
+        return self
+
     def __repr__(self) -> str:
         budgets = ", ".join(f"{k}={v:g}" for k, v in (("max_params", self.max_params),
                                                       ("max_latency_ms", self.max_latency_ms)) if v is not None)  # fmt: skip
