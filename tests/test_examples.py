@@ -74,7 +74,7 @@ CASES: dict[str, Example] = {
     "optuna_quickstart.py": Example(["--trials", "4", "--epochs", "6", "--out", "{out}"], 600,
                                     _check_optuna_quickstart),
     "optuna_multi_objective.py": Example(["--trials", "3", "--epochs", "1", "--out", "{out}"], 600,
-                                         _check_multi_objective),
+                                         _check_multi_objective, slow=True),  # ~40 s, mostly imports
     "improve_quickstart.py": Example([], 900, _check_improve, slow=True),
     "optuna_distributed.py": Example(["--storage", "sqlite:///{out}/study.db", "--workers", "2",
                                       "--trials-per-worker", "1", "--epochs", "2"], 900, _check_distributed, slow=True),
