@@ -18,7 +18,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from optuna.distributions import BaseDistribution
 
-from nasassist_plugins.mutation.base import SourceCandidate, SourceRequest, source_digest
+from nasassist_plugins.experimental import warn_experimental
+from nasassist_plugins.mutation.base import (
+    SourceCandidate,
+    SourceRequest,
+    source_digest,
+)
 from nasassist_plugins.mutation.errors import LLMError, MutationError
 from nasassist_plugins.mutation.llm_client import LLMClient, LLMConfig
 from nasassist_plugins.mutation.offline import RelevanceGuidedMutator
@@ -60,6 +65,7 @@ class LLMProposer:
             client = LLMClient(client)
         if not isinstance(client, LLMClient):
             raise MutationError(f"LLMProposer needs an LLMClient or LLMConfig, got {type(client).__name__}")
+        warn_experimental("llm-proposer", "LLMProposer")
         self.client = client
         self.fallback = fallback or RelevanceGuidedMutator()
         self.events: list[dict[str, Any]] = []

@@ -180,7 +180,7 @@ class NASAssistTuner(Tuner):
         self._setup()
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict:
-        from nasassist_plugins.nni.space import to_builtin
+        from nasassist_plugins.search.space import to_builtin
         from nasassist_plugins.search.planner import plan_budget
 
         if self.space is None:

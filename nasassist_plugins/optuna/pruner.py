@@ -28,17 +28,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import warnings
 from typing import Literal
 
 import numpy as np
-from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nasassist_plugins.curves.decision import Decision, ObservedRun, StopRule
 from nasassist_plugins.errors import ConfigurationError
+from nasassist_plugins.experimental import warn_experimental
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.validation import check_integer, check_number
 
@@ -48,7 +47,6 @@ _logger = logging.getLogger(__name__)
 LCE_PROBABILITY = _attrs.LCE_PROBABILITY
 PRUNED_BY = _attrs.PRUNED_BY
 
-_EXPERIMENTAL_WARNED = False
 
 
 class NASAssistPruner(BasePruner):
@@ -168,11 +166,8 @@ class NASAssistPruner(BasePruner):
                             "this pruner never prunes anything")
         elif max_resource not in (None, "auto"):
             self._warn_if_never_prunes(float(max_resource) + 1.0)
-        global _EXPERIMENTAL_WARNED
-        if max_resource is not None and extrapolator == "pfn" and not _EXPERIMENTAL_WARNED:
-            _EXPERIMENTAL_WARNED = True
-            warnings.warn("NASAssistPruner's learned curve extrapolator (extrapolator='pfn') is experimental; its "
-                          "interface may change.", ExperimentalWarning, stacklevel=2)
+        if max_resource is not None and extrapolator == "pfn":
+            warn_experimental("pruner-pfn", "NASAssistPruner's learned curve extrapolator (extrapolator='pfn')")
 
     @property
     def rule(self) -> StopRule:

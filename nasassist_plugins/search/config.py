@@ -136,6 +136,10 @@ class PlannerConfig:
             raise ConfigurationError(
                 f"fine_tune must be one of {', '.join(map(repr, FINE_TUNE_MODES))}, True or False, got {self.fine_tune!r}")
         object.__setattr__(self, "fine_tune", fine_tune)
+        if fine_tune == "moe":
+            from nasassist_plugins.experimental import warn_experimental
+
+            warn_experimental("fine-tune-moe", "PlannerConfig(fine_tune='moe') (refitting the predictor's experts)")
         if not isinstance(self.use_predictor, bool):
             raise ConfigurationError(f"use_predictor must be True or False, got {self.use_predictor!r}")
 
