@@ -22,6 +22,7 @@ from nasassist_plugins.search.pareto import pareto_mask, to_minimization
 from optuna_space import EXAMPLE_INPUT, build_model, score, tiny_predictor
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 torch.set_num_threads(1)
 
 MAX_PARAMS = 1500.0

@@ -138,7 +138,7 @@ def _depths(order: list[int], preds: list[list[int]], weights: Sequence[Sequence
 
 
 def hardware_features(graph: "ComputationalGraph") -> np.ndarray:
-    """The :data:`FEATURE_NAMES` vector of one graph (float64, ``log1p``-scaled sizes)."""
+    """The ``FEATURE_NAMES`` vector of one graph (float64, ``log1p``-scaled sizes)."""
     n = graph.num_nodes
     order = graph.topological_order() if n else []
     preds: list[list[int]] = [[] for _ in range(n)]
@@ -179,7 +179,7 @@ def hardware_features(graph: "ComputationalGraph") -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def hardware_feature_matrix(graphs: Iterable["ComputationalGraph"]) -> np.ndarray:
+def hardware_feature_matrix(graphs: Iterable[ComputationalGraph]) -> np.ndarray:
     """:func:`hardware_features` of many graphs, one row each."""
     rows = [hardware_features(g) for g in graphs]
     return np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))

@@ -127,7 +127,7 @@ class LatencyPredictor:
             :meth:`adapt` from fewer than 8 measurements (default 1.0; it shrinks towards the
             equal-weight combination). From 8 measurements on, the penalty, and whether the
             graph features join the source devices, are chosen by leave-one-out error.
-        device: the device :meth:`__call__` predicts for (``None``: choose one with
+        device: the device ``__call__`` predicts for (``None``: choose one with
             :meth:`for_device`, or the only one when there is one).
 
     Calling the predictor with ``(model, graph)`` returns the predicted milliseconds of
@@ -172,7 +172,7 @@ class LatencyPredictor:
         assert self.feature_mean is not None and self.feature_scale is not None
         return (features - self.feature_mean) / self.feature_scale
 
-    def features(self, graphs: Sequence["ComputationalGraph"] | np.ndarray) -> np.ndarray:
+    def features(self, graphs: Sequence[ComputationalGraph] | np.ndarray) -> np.ndarray:
         """Standardised cost features of ``graphs`` (or of an already computed feature matrix)."""
         self._check_fitted()
         x = graphs if isinstance(graphs, np.ndarray) else hardware_feature_matrix(graphs)
@@ -188,7 +188,7 @@ class LatencyPredictor:
         return np.stack(cols, axis=1)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, graphs: Sequence["ComputationalGraph"] | np.ndarray, latencies: Mapping[str, Any]) -> "LatencyPredictor":
+    def fit(self, graphs: Sequence[ComputationalGraph] | np.ndarray, latencies: Mapping[str, Any]) -> "LatencyPredictor":
         """Fit one regression per device.
 
         Args:
@@ -225,7 +225,7 @@ class LatencyPredictor:
 
     def adapt(
         self,
-        graphs: Sequence["ComputationalGraph"] | np.ndarray,
+        graphs: Sequence[ComputationalGraph] | np.ndarray,
         latencies_ms: Any,
         *,
         device: str = "target",
@@ -237,7 +237,7 @@ class LatencyPredictor:
             graphs: graphs of the measured models (2 or more; 10–20 rank well, see
                 ``benchmarks/README.md``), or their feature matrix.
             latencies_ms: their measured latency on ``device`` (ms, positive).
-            device: the new device's name (the copy's :attr:`device`).
+            device: the new device's name (the copy's ``device``).
             exclude: source devices not to use as basis functions.
         """
         self._check_fitted()
@@ -286,7 +286,7 @@ class LatencyPredictor:
         return copy
 
     def for_device(self, device: str) -> "LatencyPredictor":
-        """A copy bound to ``device`` (what :meth:`__call__` predicts).
+        """A copy bound to ``device`` (what ``__call__`` predicts).
 
         Raises:
             ConfigurationError: unknown device (the message lists the known ones).
@@ -322,9 +322,9 @@ class LatencyPredictor:
         return copy
 
     # ------------------------------------------------------------------ prediction
-    def predict_log(self, graphs: Sequence["ComputationalGraph"] | np.ndarray, device: str | None = None
+    def predict_log(self, graphs: Sequence[ComputationalGraph] | np.ndarray, device: str | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """``(mean, std)`` of ``log(ms)`` per graph on ``device`` (default :attr:`device`).
+        """``(mean, std)`` of ``log(ms)`` per graph on ``device`` (default ``device``).
 
         ``device="generic"`` (or a predictor without any device) gives the mean standardised
         source prediction: it ranks candidates on an unknown device, but its scale is not ms.
@@ -346,9 +346,9 @@ class LatencyPredictor:
             return self._basis(z, tuple(self.sources)).mean(axis=1), np.full(z.shape[0], 1.0)
         raise ConfigurationError(f"unknown latency device {device!r}; known devices: {', '.join(self.devices)}")
 
-    def predict(self, graphs: Sequence["ComputationalGraph"] | np.ndarray, device: str | None = None, *,
+    def predict(self, graphs: Sequence[ComputationalGraph] | np.ndarray, device: str | None = None, *,
                 return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Predicted milliseconds per graph on ``device`` (default :attr:`device`).
+        """Predicted milliseconds per graph on ``device`` (default ``device``).
 
         With ``return_std=True`` also the standard deviation in ms (log-normal).
         """
@@ -362,7 +362,7 @@ class LatencyPredictor:
         return ms, ms * np.sqrt(np.expm1(sd_log**2))
 
     def __call__(self, model: Any, graph: "ComputationalGraph | None") -> float:
-        """The objective form: predicted milliseconds of ``graph`` on :attr:`device`."""
+        """The objective form: predicted milliseconds of ``graph`` on ``device``."""
         if graph is None:
             raise ObjectiveError(f"latency:{self.device}: the candidate has no computational graph to predict from")
         if self.device is None:

@@ -152,6 +152,10 @@ class NASAssistSampler(BaseSampler):
         from nasassist_plugins.search.surrogate import StudySurrogate
 
         self._objectives = _objective_set(objectives, example_input, max_params, max_latency_ms, constraints_func)
+        if self._objectives is not None:
+            from nasassist_plugins.experimental import warn_experimental
+
+            warn_experimental("sampler-objectives", "NASAssistSampler's objectives, budgets and constraints_func")
         self._constraints_func = constraints_func
         self._pareto_rule = pareto_rule
 
