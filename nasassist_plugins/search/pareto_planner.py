@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -53,22 +53,12 @@ _logger = logging.getLogger(__name__)
 Feasibility = Callable[[Mapping[str, Any], Sequence[float]], "Sequence[float] | None"]
 
 
-class Prediction(tuple):
-    """``(mean, std, violations)`` of one candidate: per-objective lists in study units, and why it is infeasible."""
+class Prediction(NamedTuple):
+    """One candidate's predicted objectives (study units, one entry per objective) and why it is infeasible."""
 
-    __slots__ = ()
-
-    @property
-    def mean(self) -> list[float]:
-        return self[0]
-
-    @property
-    def std(self) -> list[float]:
-        return self[1]
-
-    @property
-    def violations(self) -> list[str]:
-        return self[2]
+    mean: list[float]
+    std: list[float]
+    violations: list[str]
 
 
 class ParetoPlanner(Planner):
@@ -260,7 +250,7 @@ class ParetoPlanner(Planner):
                 mean, std = self._predict(unique)  # stage-2 scores of the shortlist
                 order = self._order(mean, std, feasible, exclude, rng)
         self.predicted = {
-            unique[i]: Prediction(([float(v) for v in mean[i]], [float(v) for v in std[i]], reasons[i]))
+            unique[i]: Prediction([float(v) for v in mean[i]], [float(v) for v in std[i]], reasons[i])
             for i in order[: 1 + max(config.shortlist_size, 8)]
         }
         score = self._score
