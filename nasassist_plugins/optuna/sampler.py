@@ -41,6 +41,8 @@ from optuna.trial import FrozenTrial, TrialState
 from nasassist_plugins.errors import ConfigurationError, SearchError
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.optuna._candidate_trial import CandidateTrial
+from nasassist_plugins.optuna._objectives import is_feasible, objective_set, predicted_constraints
+from nasassist_plugins.optuna._objectives import store_constraints, store_predictions
 from nasassist_plugins.search.candidates import contains, params_key
 from nasassist_plugins.search.config import PlannerConfig
 from nasassist_plugins.search.space import SearchSpace
@@ -48,8 +50,6 @@ from nasassist_plugins.search.space import SearchSpace
 _logger = logging.getLogger(__name__)
 
 BuildModel = Callable[[Any], Any]
-
-_CONSTRAINTS_KEY = "constraints"  # Optuna's system attr for constraint values (its samplers and best_trials read it)
 
 _PLAN_CACHE = 4096  # plans of trials this process asked about (sample_independent reads them often)
 
@@ -76,27 +76,20 @@ class NASAssistSampler(BaseSampler):
         n_startup_trials: trials sampled by ``base_sampler`` alone before planning starts
             (Optuna's meaning of the name). Default 0.
         seed: seed for reproducible studies. Default ``None``.
-        objectives: one entry per study direction, for multi-objective (or budgeted)
-            studies: ``"score"`` (the surrogate's prediction of the trained metric),
-            ``"params"``, ``"flops"``, ``"latency"`` (milliseconds measured here on
-            ``example_input``), ``"latency:DEVICE"`` (predicted for a device of
-            :func:`nasassist_plugins.hardware.latency_devices`, adapted to the values the
-            study stores), or a callable ``(model, graph) -> float``. They are computed (or
-            predicted) for every pool candidate before choosing, and the choice is
-            Pareto-aware (``pareto_rule``). Default ``None``: single-objective planning on
-            the score (``["score"]`` when only budgets are given). *Experimental.*
-        max_params: candidates with more trainable parameters are never run. Default ``None``.
-        max_latency_ms: candidates slower than this (the ``"latency"`` objective, else the
-            first device-latency objective, else latency measured on ``example_input``) are
-            never run. Default ``None``.
-        constraints_func: Optuna's ``constraints_func(frozen_trial) -> sequence of floats``
-            (each <= 0 when feasible). It is evaluated on a candidate's predicted values
-            (``frozen_trial.values``, ``params``) before choosing, so candidates predicted
-            infeasible are never run (when it needs what only the run gives, e.g. a user
-            attr, the candidate counts as feasible), and on each finished trial, stored
-            under the system attr ``constraints`` as Optuna's samplers do. Default ``None``.
-        pareto_rule: ``"ehvi"`` (expected hypervolume improvement, default) or ``"parego"``
-            (a random augmented-Chebyshev scalarisation per trial).
+        objectives: one per study direction (*experimental*): ``"score"`` (the surrogate's
+            prediction of the trained metric), ``"params"``, ``"flops"``, ``"latency"`` (ms
+            timed here on ``example_input``), ``"latency:DEVICE"`` (predicted, see
+            :func:`nasassist_plugins.hardware.latency_devices`), or a callable ``(model, graph)
+            -> float``; computed for every pool candidate before a Pareto-aware choice.
+            Default ``None``: single-objective (``["score"]`` when only budgets are given).
+        max_params, max_latency_ms: hard budgets; candidates predicted over them never run
+            (latency: the ``"latency"`` objective, else the first device latency, else timed
+            on ``example_input``). Default ``None``.
+        constraints_func: Optuna's ``constraints_func(frozen_trial)`` (values <= 0: feasible),
+            evaluated on each candidate's predicted ``values`` and ``params`` before choosing
+            (when it needs more, e.g. a user attr, the candidate counts as feasible) and on
+            finished trials (system attr ``constraints``, as Optuna's samplers). Default ``None``.
+        pareto_rule: ``"ehvi"`` (expected hypervolume improvement, default) or ``"parego"``.
 
     Example::
 
@@ -109,8 +102,7 @@ class NASAssistSampler(BaseSampler):
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(objective, n_trials=50)   # objective calls build_model(trial) too
 
-        # accuracy x measured latency, at most 1e6 parameters
-        sampler = NASAssistSampler(build_model=build_model, example_input=torch.randn(1, 3, 32, 32),
+        sampler = NASAssistSampler(build_model=build_model, example_input=(1, 3, 32, 32),  # accuracy x latency
                                    objectives=["score", "latency"], max_params=1e6, seed=0)
         study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     """
@@ -151,7 +143,7 @@ class NASAssistSampler(BaseSampler):
         from nasassist_plugins.search.planner import Planner
         from nasassist_plugins.search.surrogate import StudySurrogate
 
-        self._objectives = _objective_set(objectives, example_input, max_params, max_latency_ms, constraints_func)
+        self._objectives = objective_set(objectives, example_input, max_params, max_latency_ms, constraints_func)
         if self._objectives is not None:
             from nasassist_plugins.experimental import warn_experimental
 
@@ -173,7 +165,6 @@ class NASAssistSampler(BaseSampler):
         self._plans: dict[int, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._warned_no_builder = False
-        self._warned_constraints = False
         self._space: SearchSpace | None = None
 
     # ------------------------------------------------------------------ BaseSampler contract
@@ -234,7 +225,7 @@ class NASAssistSampler(BaseSampler):
         self._plans.pop(trial._trial_id, None)
         try:
             if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
-                _store_constraints(self._constraints_func, study, trial, values)
+                store_constraints(self._constraints_func, study, trial, values)
         finally:
             self._base_sampler.after_trial(study, trial, state, values)
 
@@ -248,30 +239,11 @@ class NASAssistSampler(BaseSampler):
             return
         objectives = self._objectives.with_directions(directions)
         self.planner = ParetoPlanner(self.surrogate, self.config, objectives=objectives, proposer=self._proposer,
-                                     rule=self._pareto_rule, feasibility=self._feasibility)
+                                     rule=self._pareto_rule,
+                                     feasibility=self._feasibility if self._constraints_func is not None else None)
 
     def _feasibility(self, params: Mapping[str, Any], values: Sequence[float]) -> Sequence[float] | None:
-        """``constraints_func`` on a candidate's predicted values (``None`` when it needs more than they give)."""
-        if self._constraints_func is None:
-            return None
-        import datetime
-
-        distributions = self._space.distributions if self._space is not None else {}
-        predicted = FrozenTrial(
-            number=-1, state=TrialState.COMPLETE, value=None, values=list(values),
-            datetime_start=datetime.datetime.now(), datetime_complete=datetime.datetime.now(),
-            params=dict(params), distributions={k: distributions[k] for k in params if k in distributions},
-            user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=-1,
-        )
-        try:
-            constraints = [float(c) for c in self._constraints_func(predicted)]
-        except Exception as exc:  # noqa: BLE001 - e.g. it reads a user attr the run sets: not known before training
-            if not self._warned_constraints:
-                self._warned_constraints = True
-                _logger.info("constraints_func cannot be evaluated before training (%s: %s); it is applied to "
-                             "finished trials only.", type(exc).__name__, exc)
-            return None
-        return constraints if all(np.isfinite(constraints)) else None
+        return predicted_constraints(self._constraints_func, params, values, self._space)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ planning
     def _trial_rng(self, number: int) -> np.random.RandomState:
@@ -353,7 +325,9 @@ class NASAssistSampler(BaseSampler):
         self._plans[trial_id] = dict(choice.params)
         shown_mean = sign * choice.predicted_mean if fine_tuned else choice.predicted_mean
         if multi:
-            self._store_objectives(storage, trial, choice.key)
+            budgeted = self._objectives.has_budgets or self._constraints_func is not None  # type: ignore[union-attr]
+            store_predictions(storage, trial_id, self.planner, choice.key, fine_tuned=self.surrogate.is_fine_tuned,
+                              feasibility=budgeted)
         else:
             storage.set_trial_user_attr(trial_id, _attrs.USER_PREDICTED, shown_mean)
             storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, choice.predicted_std)
@@ -363,23 +337,6 @@ class NASAssistSampler(BaseSampler):
             trial.number, choice.origin, decision.n_candidates, decided[_attrs.PLAN_SECONDS], choice.predicted_mean,
             choice.predicted_std, scale,
         )
-
-    def _store_objectives(self, storage: Any, trial: FrozenTrial, key: str) -> None:
-        """The chosen candidate's predicted objectives as user attrs (shown by optuna-dashboard):
-        ``nasassist_predicted_<name>`` and ``nasassist_uncertainty_<name>`` per objective (the score
-        only once fine-tuned, i.e. on the metric's scale), and ``nasassist_predicted_feasible``."""
-        prediction = self.planner.predicted.get(key)
-        if prediction is None:
-            return
-        for i, name in enumerate(self.planner.objectives.names):
-            mean, std = prediction.mean[i], prediction.std[i]
-            if not np.isfinite(mean) or (i == self.planner.objectives.score_index and not self.surrogate.is_fine_tuned):
-                continue
-            storage.set_trial_user_attr(trial._trial_id, f"{_attrs.USER_PREDICTED}_{name}", float(mean))
-            if np.isfinite(std):
-                storage.set_trial_user_attr(trial._trial_id, f"{_attrs.USER_UNCERTAINTY}_{name}", float(std))
-        if (self._objectives is not None and self._objectives.has_budgets) or self._constraints_func is not None:
-            storage.set_trial_user_attr(trial._trial_id, _attrs.USER_FEASIBLE, not prediction.violations)
 
     def _rebuild_evidence(
         self, trials: Sequence[FrozenTrial], current: FrozenTrial, sign: float
@@ -403,7 +360,7 @@ class NASAssistSampler(BaseSampler):
             distributions.update({k: t.distributions[k] for k in params if k in t.distributions})
             if self._objectives is not None:
                 if t.state == TrialState.COMPLETE and t.values is not None:
-                    planner.observe_values(params, t.values, feasible=_is_feasible(t))
+                    planner.observe_values(params, t.values, feasible=is_feasible(t))
                 else:
                     planner.mark_taken(params)
             elif t.state == TrialState.COMPLETE and t.value is not None:
@@ -531,44 +488,6 @@ def _fail_trial(study: Study, trial: FrozenTrial, exc: BaseException) -> None:
     except Exception as tell_error:  # noqa: BLE001 - report the original error, not this one
         _logger.error("Trial %d could not be marked FAIL after a sampler error: %s", trial.number, tell_error)
     _logger.warning("Trial %d failed in NASAssistSampler: %s", trial.number, reason)
-
-
-def _objective_set(objectives: Sequence[Any] | None, example_input: Any, max_params: Any, max_latency_ms: Any,
-                   constraints_func: Any) -> Any:
-    """The validated objectives (directions are set per study), or ``None`` for single-objective planning."""
-    if objectives is None and max_params is None and max_latency_ms is None and constraints_func is None:
-        return None
-    from nasassist_plugins.search.objectives import ObjectiveSet
-
-    specs = ["score"] if objectives is None else objectives
-    if isinstance(specs, (str, bytes)) or not isinstance(specs, Sequence):
-        raise ConfigurationError(f"objectives must be a list (one entry per study direction), got {specs!r}")
-    return ObjectiveSet(specs, ["maximize"] * len(specs), example_input=example_input, max_params=max_params,
-                        max_latency_ms=max_latency_ms)
-
-
-def _is_feasible(trial: FrozenTrial) -> bool:
-    """Whether a finished trial met its constraints (Optuna's system attr ``constraints``; absent: feasible)."""
-    constraints = trial.system_attrs.get(_CONSTRAINTS_KEY)
-    return constraints is None or all(float(c) <= 0 for c in constraints)
-
-
-def _store_constraints(constraints_func: Callable[[FrozenTrial], Sequence[float]], study: Study, trial: FrozenTrial,
-                       values: Sequence[float] | None) -> None:
-    """Evaluate ``constraints_func`` on a finished trial and store it as Optuna's samplers do."""
-    import copy
-
-    finished = copy.copy(trial)
-    if values is not None and finished.values is None:
-        finished.values = list(values)  # Optuna stores the values after after_trial
-    constraints = None
-    try:
-        con = [float(c) for c in constraints_func(finished)]
-        if any(np.isnan(con)):
-            raise ConfigurationError("constraints_func returned NaN")
-        constraints = tuple(con)
-    finally:
-        study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, constraints)
 
 
 def plan_key(trial: FrozenTrial) -> str | None:

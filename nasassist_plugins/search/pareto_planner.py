@@ -41,7 +41,12 @@ import numpy as np
 from nasassist_plugins.errors import ObjectiveError, SearchError
 from nasassist_plugins.search.candidates import params_key
 from nasassist_plugins.search.objectives import ObjectiveSet
-from nasassist_plugins.search.pareto import PARETO_RULES, pareto_mask, select_pareto_candidate, to_minimization
+from nasassist_plugins.search.pareto import (
+    PARETO_RULES,
+    pareto_mask,
+    select_pareto_candidate,
+    to_minimization,
+)
 from nasassist_plugins.search.planner import Decision, Planner
 from nasassist_plugins.search.source import CandidateSource, to_graph
 
