@@ -140,7 +140,7 @@ def load_benchmark(data: Path):
 def encodings_for(predictor, family, weights: Path, log: logging.Logger):
     """Encodings of all NB201 cells with ``predictor`` (cached on disk next to the graph cache)."""
     from nasassist_plugins.families import default_cache_dir
-    from nasassist_plugins.predictor.predictor import EncodedArchitectures
+    from nasassist_plugins.predictor import EncodedArchitectures
 
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("NASASSIST_CACHE") or default_cache_dir()) / f"nni_nb201_encodings-{digest}.pt"

@@ -9,7 +9,9 @@ all 15,625 cells, CIFAR-10 test accuracy reported; TransNAS-Bench-101 micro: 4,0
 cells, one study per task, including non-classification tasks). The predictor must not
 have seen the benchmark's family: for NB201, weights trained with NB201 left out
 (``nasassist train --data ../shared/data --leave-out nb201 --out DIR``); TransNAS-Bench-101
-needs weights trained without it (``--leave-out tnb101``) for a zero-shot claim.
+needs weights trained without it (``--leave-out tnb101``) for a zero-shot claim. Fused weights
+without NB201: ``nasassist train --fused --families nb101,nb301,tnb101,darts1k --out DIR``.
+``--checkpoint FILE`` appends every finished study to FILE and skips those already there.
 
 Methods: RandomSampler, TPESampler, GPSampler, NASAssistSampler zero-shot only
 (``fine_tune=False``), NASAssistSampler with fine-tuning, and NASAssistSampler with the
@@ -276,6 +278,9 @@ def main() -> None:
     parser.add_argument("--name", default="optuna_search")
     parser.add_argument("--merge", nargs="+", type=Path,
                         help="summarise the runs of earlier JSON outputs together instead of running studies")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="JSON-lines file: each finished study is appended; studies already in it are not rerun "
+                             "(resume after an interruption)")
     args = parser.parse_args()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -302,12 +307,34 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    results: list[dict[str, Any]] = []
+    results = _read_checkpoint(args.checkpoint, {(name, method, seed) for name, method, seed, *_ in jobs})
+    done = {(r["space"], r["method"], r["seed"]) for r in results}
+    todo = [job for job in jobs if tuple(job[:3]) not in done]
+    if results:
+        print(f"resuming: {len(results)} studies read from {args.checkpoint}, {len(todo)} to run")
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, initializer=_init_worker, initargs=(args.data, tasks, args.weights, 1, need_graphs)) as pool:
-        for result in tqdm(pool.imap_unordered(run_study, jobs), total=len(jobs), desc="studies"):
+        for result in tqdm(pool.imap_unordered(run_study, todo), total=len(todo), desc="studies"):
             results.append(result)
+            if args.checkpoint is not None:
+                with args.checkpoint.open("a") as fh:
+                    fh.write(json.dumps(result) + "\n")
     _write(args, spaces, results, started)
+
+
+def _read_checkpoint(path: Path | None, wanted: set[tuple[str, str, int]]) -> list[dict[str, Any]]:
+    """Finished studies of this run's jobs from a checkpoint file (a torn last line is ignored)."""
+    if path is None or not path.is_file():
+        return []
+    results = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if (row["space"], row["method"], row["seed"]) in wanted:
+            results.append(row)
+    return results
 
 
 def _write(args: argparse.Namespace, spaces: list[Space], results: list[dict[str, Any]], started: float) -> None:

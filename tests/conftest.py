@@ -56,11 +56,12 @@ def png_content():
 # fixture shadow nothing here: these names are distinct on purpose).
 @pytest.fixture(scope="session")
 def default_predictor():
-    """The shipped default predictor (``Predictor.load_default()``), loaded once per session.
+    """The shipped default predictor: the library's shared instance
+    (:func:`nasassist_plugins.predictor.default_predictor`), loaded once per process.
     Shared: tests must not fit or fine-tune it (copy it first)."""
-    from nasassist_plugins.predictor import Predictor
+    from nasassist_plugins.predictor import default_predictor
 
-    return Predictor.load_default()
+    return default_predictor()
 
 
 @pytest.fixture()

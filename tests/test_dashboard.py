@@ -73,6 +73,7 @@ def _run_study(storage: str) -> list:
     from torch import nn
 
     from nasassist_plugins.optuna import NASAssistSampler
+    from nasassist_plugins.search import PlannerConfig
 
     def build_model(trial):
         width = trial.suggest_categorical("width", [4, 8, 16])
@@ -86,7 +87,7 @@ def _run_study(storage: str) -> list:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = NASAssistSampler(build_model=build_model, example_input=torch.zeros(1, 1, 8, 8), seed=0,
-                               n_candidates=4)
+                               config=PlannerConfig(min_candidates=4, max_candidates=4))
     study = optuna.create_study(storage=storage, study_name="dashboard-check", direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=3)
     return study.trials

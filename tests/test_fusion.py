@@ -14,7 +14,7 @@ from nasassist_plugins.adapters import from_torch, nb201_network
 from nasassist_plugins.adapters.cells import random_nb201_arch
 from nasassist_plugins.errors import PredictorError
 from nasassist_plugins.predictor import Predictor
-from nasassist_plugins.predictor import predictor as predictor_module
+from nasassist_plugins.predictor import zero_shot as zero_shot_module
 from nasassist_plugins.predictor.training.fused import (
     FoldResult,
     FusedConfig,
@@ -114,7 +114,7 @@ def test_precomputed_suite_values_give_the_same_fused_score(fused_predictor) -> 
 
 def test_graphs_alone_fall_back_to_the_learned_part_with_one_notice(fused_predictor, caplog, monkeypatch) -> None:
     predictor, _, archs = fused_predictor
-    monkeypatch.setattr(predictor_module, "_notice_shown", False)
+    monkeypatch.setattr(zero_shot_module, "_notice_shown", False)
     graphs = [from_torch(_net(a), SHAPE) for a in archs[:2]]
     with caplog.at_level(logging.WARNING, logger="nasassist_plugins.predictor"):
         first = predictor.score(graphs)
@@ -171,3 +171,13 @@ def test_anchor_is_chosen_by_the_worst_family() -> None:
     assert info["anchor"] in ("MeCo", "spectral, all signals") and {"meco", "meco_opt"} <= set(chosen)
     assert info["candidates"]["AZ-NAS"]["worst"] < info["worst_family_spearman"]
     assert info["worst_family_spearman"] == pytest.approx(max(c["worst"] for c in info["candidates"].values()))
+
+
+def test_learned_scores_outside_the_rank_range_keep_their_order_inside_0_1():
+    from nasassist_plugins.predictor.zero_shot import bounded_rank
+
+    raw = np.array([-1e9, -40.0, -3.0, -0.2, 0.0, 0.5, 1.0, 1.7, 30.0, 1e9])
+    out = bounded_rank(raw)
+    assert np.all((out >= 0.0) & (out <= 1.0))
+    assert np.all(np.diff(out[1:-1]) > 0)  # no ties where a clip would have tied them at 0 or 1
+    assert out[5] == pytest.approx(0.5)

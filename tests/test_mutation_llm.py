@@ -82,13 +82,6 @@ def client_for(base_url: str, **overrides: Any) -> LLMClient:
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    from nasassist_plugins.predictor import Predictor
-
-    return Predictor.load_default()
-
-
-@pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
     return Sandbox(SandboxLimits(cpu_s=10, wall_s=10, startup_s=90, memory_mb=1024))
 
@@ -154,11 +147,11 @@ def test_misconfiguration_is_reported_clearly(monkeypatch) -> None:
 
 # ----------------------------------------------------------------------------- source proposals
 @pytest.mark.slow
-def test_good_llm_proposal_is_accepted_and_scored(serve, predictor, sandbox) -> None:
+def test_good_llm_proposal_is_accepted_and_scored(serve, default_predictor, sandbox) -> None:
     script, url = serve((200, reply_with(GOOD_MODEL), 0))
-    proposer = LLMProposer(client_for(url), fallback=RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox, max_source_edits=4))
+    proposer = LLMProposer(client_for(url), fallback=RelevanceGuidedMutator(predictor=default_predictor, sandbox=sandbox, max_source_edits=4))
     result = improve(SMALL_CNN, entry="Net", example_input=(1, 3, 16, 16), max_iterations=1, proposer=proposer,
-                     predictor=predictor, sandbox=sandbox)
+                     predictor=default_predictor, sandbox=sandbox)
     (row,) = result.history
     assert row.origin == "llm" and row.accepted and row.predicted is not None and np.isfinite(row.predicted)
     assert "Widened" in row.explanation
@@ -178,12 +171,12 @@ HOSTILE_REPLIES = {
 
 
 @pytest.mark.slow
-def test_hostile_or_unusable_llm_replies_are_refused_or_fall_back(serve, predictor, sandbox) -> None:
+def test_hostile_or_unusable_llm_replies_are_refused_or_fall_back(serve, default_predictor, sandbox) -> None:
     before = (os.getcwd(), sorted(os.listdir(".")))
     script, url = serve(*[(200, body, 0) for body in HOSTILE_REPLIES.values()])
-    proposer = LLMProposer(client_for(url, max_retries=0), fallback=RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox, max_source_edits=4))
+    proposer = LLMProposer(client_for(url, max_retries=0), fallback=RelevanceGuidedMutator(predictor=default_predictor, sandbox=sandbox, max_source_edits=4))
     result = improve(SMALL_CNN, entry="Net", example_input=(1, 3, 16, 16), max_iterations=4, proposer=proposer,
-                     predictor=predictor, sandbox=sandbox, param_budget=0.5)
+                     predictor=default_predictor, sandbox=sandbox, param_budget=0.5)
     no_code, os_import, wrong_shape, blow_up = result.history
     assert no_code.origin.startswith("offline:")  # reply without code: fell back to the offline mutator
     assert "no ```python code block" in proposer.events[0]["detail"]
@@ -194,11 +187,11 @@ def test_hostile_or_unusable_llm_replies_are_refused_or_fall_back(serve, predict
 
 
 @pytest.mark.slow
-def test_llm_server_down_falls_back_to_offline_without_crashing(serve, predictor, sandbox) -> None:
+def test_llm_server_down_falls_back_to_offline_without_crashing(serve, default_predictor, sandbox) -> None:
     _, url = serve((500, {"error": {"message": "down"}}, 0))
-    proposer = LLMProposer(client_for(url, max_retries=1), fallback=RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox, max_source_edits=4))
+    proposer = LLMProposer(client_for(url, max_retries=1), fallback=RelevanceGuidedMutator(predictor=default_predictor, sandbox=sandbox, max_source_edits=4))
     result = improve(SMALL_CNN, entry="Net", example_input=(1, 3, 16, 16), max_iterations=2, proposer=proposer,
-                     predictor=predictor, sandbox=sandbox)
+                     predictor=default_predictor, sandbox=sandbox)
     assert all(h.origin.startswith("offline:") for h in result.history)
     assert all(not e["ok"] for e in proposer.events)
 
@@ -275,7 +268,7 @@ def test_time_budget_caps_all_requests_and_backoffs(drip_url) -> None:
     assert client.usage.calls <= 4
 
 
-def test_improve_with_a_dripping_server_falls_back_within_its_budget(drip_url, predictor, sandbox, tmp_path) -> None:
+def test_improve_with_a_dripping_server_falls_back_within_its_budget(drip_url, default_predictor, sandbox, tmp_path) -> None:
     from nasassist_plugins.cli import main
 
     out = tmp_path / "r.json"
@@ -290,7 +283,7 @@ def test_improve_with_a_dripping_server_falls_back_within_its_budget(drip_url, p
     assert time.monotonic() - started < 300  # it used to sit in its first request for more than 300 s
 
 
-def test_a_validator_crash_falls_back_to_the_offline_mutator(serve, predictor, sandbox, monkeypatch) -> None:
+def test_a_validator_crash_falls_back_to_the_offline_mutator(serve, default_predictor, sandbox, monkeypatch) -> None:
     import nasassist_plugins.mutation.llm_proposer as llm_proposer
 
     def crash(source):
@@ -298,9 +291,9 @@ def test_a_validator_crash_falls_back_to_the_offline_mutator(serve, predictor, s
 
     monkeypatch.setattr(llm_proposer, "validate_source", crash)
     _, url = serve((200, reply_with(GOOD_MODEL), 0))
-    proposer = LLMProposer(client_for(url), fallback=RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox,
+    proposer = LLMProposer(client_for(url), fallback=RelevanceGuidedMutator(predictor=default_predictor, sandbox=sandbox,
                                                                              max_source_edits=3))
     result = improve(SMALL_CNN, entry="Net", example_input=(1, 3, 16, 16), max_iterations=1, proposer=proposer,
-                     predictor=predictor, sandbox=sandbox)
+                     predictor=default_predictor, sandbox=sandbox)
     assert result.history[0].origin.startswith("offline:")
     assert "RecursionError" in proposer.events[0]["detail"]

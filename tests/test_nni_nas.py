@@ -78,13 +78,6 @@ def count_parameters(model):
     nni.report_final_result(float(sum(p.numel() for p in model.parameters())))
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    from nasassist_plugins.predictor import Predictor
-
-    return Predictor.load_default()
-
-
 def _distinct(strategy):
     keys = [r["key"] for r in strategy.history]
     return len(set(keys)) == len(keys)
@@ -151,11 +144,11 @@ def test_hpo_search_space_conversion_and_errors():
 
 
 # ---------------------------------------------------------------------------- the strategy in experiments
-def test_strategy_runs_a_sequential_experiment_and_never_submits_below_the_quantile(tmp_path, predictor):
+def test_strategy_runs_a_sequential_experiment_and_never_submits_below_the_quantile(tmp_path, default_predictor):
     config = PlannerConfig(min_candidates=8, max_candidates=8, prune_quantile=0.5, population_size=4,
                            tournament_size=2, fine_tune_min_trials=4, fine_tune_every=2, fine_tune_seconds=1.0,
                            n_exploration_trials=3)
-    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=config, seed=0)
+    strategy = NASAssistStrategy(predictor=default_predictor, example_input=(1, 64), config=config, seed=0)
     experiment = run_nas_experiment(MLPSpace(), FunctionalEvaluator(count_parameters), strategy,
                                     max_trials=10, experiment_dir=tmp_path / "exp")
     assert len(strategy.history) == 10
@@ -179,8 +172,8 @@ def test_strategy_runs_a_sequential_experiment_and_never_submits_below_the_quant
     assert top == max(strategy.history, key=lambda r: r["metric"])["params"]
 
 
-def test_strategy_stops_on_an_exhausted_small_space(tmp_path, predictor):
-    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=_pool(8), seed=1)
+def test_strategy_stops_on_an_exhausted_small_space(tmp_path, default_predictor):
+    strategy = NASAssistStrategy(predictor=default_predictor, example_input=(1, 64), config=_pool(8), seed=1)
     started = time.perf_counter()
     run_nas_experiment(TinySpace(), FunctionalEvaluator(count_parameters), strategy, max_trials=10,
                        experiment_dir=tmp_path)
@@ -189,7 +182,7 @@ def test_strategy_stops_on_an_exhausted_small_space(tmp_path, predictor):
     assert strategy.exhausted
 
 
-def test_strategy_checkpoint_resumes_without_repeating(predictor):
+def test_strategy_checkpoint_resumes_without_repeating(default_predictor):
     def run(strategy, trials, state=None):
         space = SimplifiedModelSpace.from_model(MLPSpace(), FunctionalEvaluator(count_parameters))
         engine = SequentialExecutionEngine(max_model_count=trials)
@@ -199,11 +192,11 @@ def test_strategy_checkpoint_resumes_without_repeating(predictor):
         strategy.run()
         return engine
 
-    first = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=_pool(6, fine_tune=False), seed=3)
+    first = NASAssistStrategy(predictor=default_predictor, example_input=(1, 64), config=_pool(6, fine_tune=False), seed=3)
     run(first, 5)
     state = first.state_dict()
     assert len(state["planner"]["observations"]) == 5
-    second = NASAssistStrategy(predictor=predictor, example_input=(1, 64), config=_pool(6, fine_tune=False), seed=3)
+    second = NASAssistStrategy(predictor=default_predictor, example_input=(1, 64), config=_pool(6, fine_tune=False), seed=3)
     engine = run(second, 4, state)
     new = [m.sample for m in engine.list_models()]
     assert len(new) == 4
@@ -227,9 +220,9 @@ class RecordingProposer:
 
 
 @pytest.mark.parametrize("fail", [False, True])
-def test_proposer_hook_adds_candidates_and_never_breaks_the_search(tmp_path, predictor, fail):
+def test_proposer_hook_adds_candidates_and_never_breaks_the_search(tmp_path, default_predictor, fail):
     proposer = RecordingProposer(fail=fail)
-    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), proposer=proposer,
+    strategy = NASAssistStrategy(predictor=default_predictor, example_input=(1, 64), proposer=proposer,
                                  config=_pool(4, n_proposals=2, fine_tune=False), seed=4)
     run_nas_experiment(MLPSpace(), FunctionalEvaluator(count_parameters), strategy, max_trials=5,
                        experiment_dir=tmp_path)
@@ -288,7 +281,7 @@ def test_assessor_stops_a_hopeless_curve_and_keeps_a_good_one():
         NASAssistAssessor(max_step=1)
 
 
-def test_assessor_inside_a_nas_experiment(tmp_path, predictor):
+def test_assessor_inside_a_nas_experiment(tmp_path, default_predictor):
     """Trial 1 learns well, trial 2 is hopeless (stopped early), trial 3 learns well (kept)."""
     epochs = 12
     finals = {1: 0.9, 2: 0.3, 3: 0.92}
@@ -305,7 +298,7 @@ def test_assessor_inside_a_nas_experiment(tmp_path, predictor):
         nni.report_final_result(acc)
 
     assessor = NASAssistAssessor(max_step=epochs, lower_bound=0.0, upper_bound=1.0)
-    strategy = NASAssistStrategy(predictor=predictor, example_input=(1, 64), assessor=assessor,
+    strategy = NASAssistStrategy(predictor=default_predictor, example_input=(1, 64), assessor=assessor,
                                  config=_pool(4, fine_tune=False), seed=5)
     run_nas_experiment(MLPSpace(), FunctionalEvaluator(train), strategy, max_trials=3, experiment_dir=tmp_path)
     assert reported[1] == epochs and reported[3] == epochs

@@ -29,14 +29,15 @@ TESTS = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def predictor():
+def space_predictor():
+    """A small untrained predictor whose gate is fitted on this space (see ``optuna_space.tiny_predictor``)."""
     return tiny_predictor()
 
 
 @pytest.fixture(scope="module")
-def weights_file(predictor, tmp_path_factory) -> str:
+def weights_file(space_predictor, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    predictor.save(path)
+    space_predictor.save(path)
     return str(path)
 
 
@@ -55,8 +56,8 @@ def _decided(trial, field: str):
     return _attrs.decision_of(trial.system_attrs)[field]
 
 
-def test_plans_every_trial_of_a_conditional_space(predictor):
-    study = optuna.create_study(direction="maximize", sampler=_sampler(predictor))
+def test_plans_every_trial_of_a_conditional_space(space_predictor):
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor))
     study.optimize(objective, n_trials=12)
     assert len(study.trials) == 12 and all(t.state == TrialState.COMPLETE for t in study.trials)
     for trial in study.trials:
@@ -76,8 +77,8 @@ def test_plans_every_trial_of_a_conditional_space(predictor):
     assert {_decided(t, _attrs.ORIGIN) for t in study.trials} >= {"random", "mutation"}
 
 
-def test_never_runs_a_candidate_below_the_quantile(predictor):
-    sampler = _sampler(predictor, prune_quantile=0.75, fine_tune=False, min_candidates=12, max_candidates=12,
+def test_never_runs_a_candidate_below_the_quantile(space_predictor):
+    sampler = _sampler(space_predictor, prune_quantile=0.75, fine_tune=False, min_candidates=12, max_candidates=12,
                        n_exploration_trials=0, shortlist_size=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=6)
@@ -88,8 +89,8 @@ def test_never_runs_a_candidate_below_the_quantile(predictor):
         assert threshold is not None and sampler.surrogate.predict([key])[0][0] >= threshold - 1e-12
 
 
-def test_fine_tuning_changes_predictions_after_trials_finish(predictor):
-    sampler = _sampler(predictor, fine_tune_min_trials=5)
+def test_fine_tuning_changes_predictions_after_trials_finish(space_predictor):
+    sampler = _sampler(space_predictor, fine_tune_min_trials=5)
     study = optuna.create_study(direction="minimize", sampler=sampler)  # a loss: direction must be respected
     study.optimize(lambda t: -objective(t), n_trials=10)
     scales = [_decided(t, _attrs.PREDICTION_SCALE) for t in study.trials]
@@ -108,7 +109,7 @@ def test_fine_tuning_changes_predictions_after_trials_finish(predictor):
     assert last.user_attrs[_attrs.USER_PREDICTED] == pytest.approx(-_decided(last, _attrs.PREDICTED_MEAN))
 
 
-def test_pruned_trials_are_censored_evidence(predictor):
+def test_pruned_trials_are_censored_evidence(space_predictor):
     """With a pruner on, weak architectures are pruned; the surrogate must still learn from them."""
 
     def objective_with_curve(trial):
@@ -119,7 +120,7 @@ def test_pruned_trials_are_censored_evidence(predictor):
                 raise optuna.TrialPruned()
         return value
 
-    sampler = _sampler(predictor, fine_tune_min_trials=4, n_exploration_trials=6)
+    sampler = _sampler(space_predictor, fine_tune_min_trials=4, n_exploration_trials=6)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective_with_curve, n_trials=14)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
@@ -132,17 +133,17 @@ def test_pruned_trials_are_censored_evidence(predictor):
     assert np.median(mean_pruned) < np.median(mean_complete)
 
 
-def test_seed_makes_studies_reproducible(predictor):
+def test_seed_makes_studies_reproducible(space_predictor):
     params = []
     for _ in range(2):
-        study = optuna.create_study(direction="maximize", sampler=_sampler(predictor, seed=7))
+        study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor, seed=7))
         study.optimize(objective, n_trials=6)
         params.append([t.params for t in study.trials])
     assert params[0] == params[1]
 
 
-def test_enqueued_parameters_are_kept_and_the_rest_planned(predictor):
-    study = optuna.create_study(direction="maximize", sampler=_sampler(predictor))
+def test_enqueued_parameters_are_kept_and_the_rest_planned(space_predictor):
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor))
     study.enqueue_trial({"n_blocks": 2, "width_0": 16})
     study.optimize(objective, n_trials=2)
     first = study.trials[0]
@@ -157,8 +158,8 @@ def test_enqueued_parameters_are_kept_and_the_rest_planned(predictor):
     assert np.isfinite(_decided(again, _attrs.PREDICTED_MEAN))
 
 
-def test_ask_tell_interface_and_parallel_jobs(predictor):
-    study = optuna.create_study(direction="maximize", sampler=_sampler(predictor))
+def test_ask_tell_interface_and_parallel_jobs(space_predictor):
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor))
     trial = study.ask()
     study.tell(trial, objective(trial))
     study.optimize(objective, n_trials=6, n_jobs=2)
@@ -177,13 +178,13 @@ def test_without_a_builder_it_is_its_base_sampler_and_says_so_once(caplog):
     assert sum("has no build_model" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_builder_failures_skip_candidates_and_all_failing_is_a_clear_error(predictor):
+def test_builder_failures_skip_candidates_and_all_failing_is_a_clear_error(space_predictor):
     def flaky(trial):
         if trial.suggest_int("n_blocks", 1, 3) == 3:
             raise RuntimeError("three blocks do not fit in memory")
         return build_model(trial)
 
-    study = optuna.create_study(direction="maximize", sampler=_sampler(predictor, flaky))
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor, flaky))
     study.optimize(lambda t: objective(t) if t.params.get("n_blocks", 1) < 3 else 0.0, n_trials=5)
     assert all(_plan(t)["n_blocks"] < 3 for t in study.trials)
 
@@ -191,23 +192,23 @@ def test_builder_failures_skip_candidates_and_all_failing_is_a_clear_error(predi
         trial.suggest_int("n_blocks", 1, 3)
         return "not a model"
 
-    study = optuna.create_study(sampler=_sampler(predictor, broken, min_candidates=4, max_candidates=4))
+    study = optuna.create_study(sampler=_sampler(space_predictor, broken, min_candidates=4, max_candidates=4))
     with pytest.raises(SearchError, match="could not build any of .* candidate models.*returned str"):
         study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL and "could not build" in trial.system_attrs[_attrs.ERROR]
 
 
-def test_every_sampler_error_marks_the_trial_fail_not_running(predictor):
+def test_every_sampler_error_marks_the_trial_fail_not_running(space_predictor):
     # multi-objective without objectives=[...]: a clear error, and the trial is FAIL, not RUNNING
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(predictor))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(space_predictor))
     with pytest.raises(ConfigurationError, match="no objectives"):
         study.ask()
     assert [t.state for t in study.trials] == [TrialState.FAIL]
     assert "pass objectives=[...]" in study.trials[0].system_attrs[_attrs.ERROR]
 
     # an unexpected error deep inside planning (here: the predictor breaks after three trials)
-    broken = predictor.copy()
+    broken = space_predictor.copy()
     sampler = _sampler(broken)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=3)
@@ -223,7 +224,7 @@ def test_every_sampler_error_marks_the_trial_fail_not_running(predictor):
     assert TrialState.RUNNING not in {t.state for t in study.trials}
 
     # a finite but enormous objective value is no error at all
-    study = optuna.create_study(direction="maximize", sampler=_sampler(predictor, fine_tune_min_trials=3))
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor, fine_tune_min_trials=3))
     study.optimize(lambda t: 1e200 if t.number == 1 else objective(t), n_trials=8)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert np.isfinite(_decided(study.trials[-1], _attrs.PREDICTED_MEAN))
@@ -244,7 +245,7 @@ def test_bad_arguments_give_clear_errors():
         NASAssistSampler(build_model, EXAMPLE_INPUT)  # keyword-only, like Optuna's samplers
 
 
-def test_proposer_proposals_join_the_pool_and_a_failing_proposer_is_harmless(predictor):
+def test_proposer_proposals_join_the_pool_and_a_failing_proposer_is_harmless(space_predictor):
     class Widen:
         calls = 0
 
@@ -254,7 +255,7 @@ def test_proposer_proposals_join_the_pool_and_a_failing_proposer_is_harmless(pre
             best = dict(parents[0][0])
             return [{**best, "width_0": 16, "n_blocks": 3}]
 
-    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, predictor=predictor,
+    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, predictor=space_predictor,
                                proposer=Widen(), config={"min_candidates": 8, "max_candidates": 8}, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=5)
@@ -264,7 +265,7 @@ def test_proposer_proposals_join_the_pool_and_a_failing_proposer_is_harmless(pre
         def propose_params(self, parents, distributions, n, rng):
             raise ConnectionError("LLM endpoint down")
 
-    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, predictor=predictor,
+    sampler = NASAssistSampler(build_model=build_model, example_input=EXAMPLE_INPUT, predictor=space_predictor,
                                proposer=Broken(), config={"min_candidates": 8, "max_candidates": 8}, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=4)
@@ -326,12 +327,12 @@ def test_restart_in_a_second_process_mutates_parents_and_plans_persist(tmp_path,
     assert all(params_key(_plan(t)) != params_key(plan) for t in study.trials[8:])
 
 
-def test_a_reserved_architecture_is_not_planned_again(predictor):
-    clone = optuna.create_study(direction="maximize", sampler=_sampler(predictor, seed=5))
+def test_a_reserved_architecture_is_not_planned_again(space_predictor):
+    clone = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor, seed=5))
     clone.ask()
     clone.ask()
     wanted = clone.trials[1].system_attrs[_attrs.ARCH]  # what trial 1 takes after trial 0
-    study = optuna.create_study(direction="maximize", sampler=_sampler(predictor, seed=5))
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space_predictor, seed=5))
     first = study.ask()
     assert _plan(study.trials[0]) == _plan(clone.trials[0])  # same seed, same plans so far
     # trial 0 is still running and holds the architecture trial 1 would take: trial 1 takes another
@@ -340,7 +341,7 @@ def test_a_reserved_architecture_is_not_planned_again(predictor):
     assert study.trials[1].system_attrs[_attrs.ARCH] != wanted
 
 
-def test_two_concurrent_workers_never_plan_the_same_architecture(predictor):
+def test_two_concurrent_workers_never_plan_the_same_architecture(space_predictor):
     """Two workers plan at the same time on one storage; every architecture runs once."""
 
     def small(trial):  # 6 architectures, all in every pool: both workers rank the same candidates
@@ -356,7 +357,7 @@ def test_two_concurrent_workers_never_plan_the_same_architecture(predictor):
 
     def worker(seed):
         try:
-            sampler = _sampler(predictor, small, seed=seed, min_candidates=12, max_candidates=12, fine_tune=False,
+            sampler = _sampler(space_predictor, small, seed=seed, min_candidates=12, max_candidates=12, fine_tune=False,
                                n_exploration_trials=0, shortlist_size=0)
             study = optuna.load_study(study_name="race", storage=storage, sampler=sampler)
             for _ in range(3):
@@ -379,14 +380,14 @@ def test_two_concurrent_workers_never_plan_the_same_architecture(predictor):
     assert len(trials) == 6 and len(set(archs)) == 6
 
 
-def test_long_plans_are_split_across_system_attrs(tmp_path, predictor):
+def test_long_plans_are_split_across_system_attrs(tmp_path, space_predictor):
     def wide(trial):  # 120 parameters with long names: the plan's JSON is far over 2,045 characters
         widths = [trial.suggest_categorical(f"a_rather_long_parameter_name_for_block_{i:03d}", [2, 4])
                   for i in range(120)]
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, widths[0] + widths[-1]))
 
     url = f"sqlite:///{tmp_path / 'long.db'}"
-    sampler = _sampler(predictor, wide, min_candidates=4, max_candidates=4)
+    sampler = _sampler(space_predictor, wide, min_candidates=4, max_candidates=4)
     study = optuna.create_study(storage=url, direction="maximize", sampler=sampler)
     study.optimize(lambda t: float(sum(t.params.values())) if wide(t) is not None else 0.0, n_trials=2)
     trial = optuna.load_study(study_name=study.study_name, storage=url).trials[0]
@@ -395,15 +396,15 @@ def test_long_plans_are_split_across_system_attrs(tmp_path, predictor):
     assert _plan(trial) == trial.params and len(trial.params) == 120
 
 
-def test_report_model_stores_a_zero_shot_score(predictor):
+def test_report_model_stores_a_zero_shot_score(space_predictor):
     study = optuna.create_study()
     trial = study.ask()
-    mean, std = report_model(trial, build_model(trial), EXAMPLE_INPUT, predictor=predictor)
+    mean, std = report_model(trial, build_model(trial), EXAMPLE_INPUT, predictor=space_predictor)
     frozen = study.trials[0]
     assert frozen.system_attrs[_attrs.ZERO_SHOT] == pytest.approx(mean) and std > 0
     assert frozen.user_attrs[_attrs.USER_PREDICTED] == pytest.approx(mean)
     with pytest.raises(SearchError, match="running optuna Trial"):
-        report_model(frozen, build_model(trial), EXAMPLE_INPUT, predictor=predictor)
+        report_model(frozen, build_model(trial), EXAMPLE_INPUT, predictor=space_predictor)
 
 
 def test_importing_the_optuna_plugin_is_light():

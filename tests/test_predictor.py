@@ -15,7 +15,7 @@ from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.predictor.scalers import ExtraFeatureScaler
 from nasassist_plugins.predictor import EMBEDDING_DIM, GraphEncoder, Predictor, PredictorError, SoftClusterer, coarsen
 from nasassist_plugins.predictor.features import ATTRIBUTE_SIZES, collate, graph_to_data
-from nasassist_plugins.predictor import predictor as predictor_module
+from nasassist_plugins.predictor import encoded as encoded_module
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_unknown_op_gets_a_representation(caplog, monkeypatch):
     graph = from_torch(ResidualCNN(), (1, 3, 16, 16))
     graph.nodes[3].op_type = "swishy_gate"
     predictor = Predictor(hidden_dim=32, ensemble_size=2)
-    monkeypatch.setattr(predictor_module, "embed_op_texts", lambda ops: None)  # sentence encoder absent
+    monkeypatch.setattr(encoded_module, "embed_op_texts", lambda ops: None)  # sentence encoder absent
     with caplog.at_level(logging.WARNING, logger="nasassist_plugins.predictor"):
         mean, _ = predictor.predict([graph])
     assert np.isfinite(mean).all()

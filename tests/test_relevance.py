@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from nasassist_plugins.adapters import from_torch
 from nasassist_plugins.errors import NASAssistError
 from nasassist_plugins.graph import ComputationalGraph
-from nasassist_plugins.predictor import Predictor
 from nasassist_plugins.relevance import (
     RelevanceError,
     data_driven_relevance,
@@ -78,11 +77,6 @@ def graph() -> ComputationalGraph:
     return from_torch(SharedReluNet(), INPUT)
 
 
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor(hidden_dim=32, ensemble_size=2)
-
-
 def test_layers_group_nodes_by_module_and_skip_io(graph):
     layers = graph_layers(graph)
     keys = [l.key for l in layers]
@@ -115,19 +109,19 @@ def test_masking_an_unknown_layer_is_a_clear_error(graph):
         mask_layer(graph, "nope")
 
 
-def test_predictor_relevance_has_one_normalised_entry_per_layer(graph, predictor):
+def test_predictor_relevance_has_one_normalised_entry_per_layer(graph, untrained_predictor):
     calls = []
-    original = predictor.predict
+    original = untrained_predictor.predict
 
     def counting_predict(*args, **kwargs):
         calls.append(len(args[0]))
         return original(*args, **kwargs)
 
-    predictor.predict = counting_predict
+    untrained_predictor.predict = counting_predict
     try:
-        table = layer_relevance(predictor, graph)
+        table = layer_relevance(untrained_predictor, graph)
     finally:
-        del predictor.predict
+        del untrained_predictor.predict
     layers = graph_layers(graph)
     assert calls == [len(layers) + 1]  # baseline and every masked variant in one call
     assert [r.key for r in table] == [l.key for l in layers]
@@ -176,7 +170,7 @@ class CoarseSizePredictor:
         return mean, np.zeros(len(graphs))
 
 
-def test_layers_in_folded_repeats_are_measured_against_a_reference_folded_like_them(predictor):
+def test_layers_in_folded_repeats_are_measured_against_a_reference_folded_like_them(untrained_predictor):
     from nasassist_plugins.predictor import coarsen
     from nasassist_plugins.predictor.coarsen import folded_blocks, keep_block_apart
 
@@ -195,7 +189,7 @@ def test_layers_in_folded_repeats_are_measured_against_a_reference_folded_like_t
         assert table[key].delta == 9.0 and table[key].reference_mean != table.baseline_mean
     assert table["stem"].reference_mean == table.baseline_mean and table["stem"].delta == 9.0
 
-    learned = layer_relevance(predictor, graph)  # the real predictor: same bookkeeping
+    learned = layer_relevance(untrained_predictor, graph)  # the real predictor: same bookkeeping
     for r in learned:
         assert r.delta == pytest.approx(r.reference_mean - r.masked_mean)
     assert learned["fc"].reference_mean == learned.baseline_mean
@@ -219,9 +213,9 @@ def test_relevance_deltas_follow_a_transparent_predictor(graph):
     assert "| `conv2` | conv2d |" in markdown and markdown.count("\n| `") == len(table)
 
 
-def test_relevance_of_a_module_needs_an_example_input(predictor):
+def test_relevance_of_a_module_needs_an_example_input(untrained_predictor):
     with pytest.raises(RelevanceError, match="example_input"):
-        layer_relevance(predictor, SharedReluNet())
+        layer_relevance(untrained_predictor, SharedReluNet())
     table = layer_relevance(ParamCountPredictor(), SharedReluNet(), INPUT)
     assert "conv1" in table.weights
 

@@ -81,41 +81,41 @@ class CNN(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    predictor = Predictor.load_default()
-    if not predictor.has_fusion:
+def shipped_predictor(default_predictor) -> Predictor:
+    """The shipped default predictor, which must hold the fused zero-shot score."""
+    if not default_predictor.has_fusion:
         pytest.fail("the shipped weights must hold the fused zero-shot score")
-    return predictor
+    return default_predictor
 
 
 @pytest.mark.parametrize("widths", [(16, 32, 64), (32, 64), (8, 16, 32, 64)])
 @pytest.mark.parametrize("population", ["reference", "batch"])
-def test_deleting_batchnorm_and_activations_or_collapsing_is_never_an_improvement(predictor, widths, population):
+def test_deleting_batchnorm_and_activations_or_collapsing_is_never_an_improvement(shipped_predictor, widths, population):
     models = [CNN(widths), CNN(widths, bn=False, act=False), CNN(widths, bn=False), CNN(widths, act=False),
               CNN((widths[-1],))]
-    result = predictor.score(models, example_input=SHAPE, population=population)
+    result = shipped_predictor.score(models, example_input=SHAPE, population=population)
     assert result.kind == ["fused"] * len(models)
     assert np.all(result.score[0] > result.score[1:]), result.score
 
 
-def test_relevance_of_a_module_uses_the_fused_score(predictor):
+def test_relevance_of_a_module_uses_the_fused_score(shipped_predictor):
     model = CNN()
-    table = layer_relevance(predictor, model, SHAPE)
-    alone = predictor.score([model], example_input=SHAPE, population="reference")
+    table = layer_relevance(shipped_predictor, model, SHAPE)
+    alone = shipped_predictor.score([model], example_input=SHAPE, population="reference")
     assert table.baseline_mean == pytest.approx(float(alone.score[0]))
     assert len(table.rows) >= 8 and all(np.isfinite(r.delta) for r in table.rows)
 
 
-def test_report_model_stores_the_fused_score_its_kind_and_suite(predictor):
+def test_report_model_stores_the_fused_score_its_kind_and_suite(shipped_predictor):
     study = optuna.create_study()
     trial = study.ask()
-    score, std = report_model(trial, CNN(), SHAPE, predictor=predictor)
+    score, std = report_model(trial, CNN(), SHAPE, predictor=shipped_predictor)
     stored = study.trials[0].system_attrs
     assert 0.0 <= score <= 1.0 and std > 0
     assert stored[_attrs.ZERO_SHOT] == score and stored[_attrs.ZERO_SHOT_KIND] == "fused"
     assert set(stored[_attrs.SUITE]) >= {"expressivity", "swap", "meco"}
     # the same model reported again scores the same (independent of the study's other trials)
-    assert report_model(study.ask(), CNN(), SHAPE, predictor=predictor)[0] == pytest.approx(score)
+    assert report_model(study.ask(), CNN(), SHAPE, predictor=shipped_predictor)[0] == pytest.approx(score)
 
 
 @pytest.fixture(scope="module")
@@ -124,16 +124,16 @@ def sandbox() -> Sandbox:
                    extra_paths=[str(Path(__file__).resolve().parent)])
 
 
-def test_sandboxed_models_are_scored_with_their_suite(predictor, sandbox):
+def test_sandboxed_models_are_scored_with_their_suite(shipped_predictor, sandbox):
     results = sandbox.check_many([CNN_SOURCE, PLAIN_SOURCE, COLLAPSED_SOURCE], SHAPE, entries=["Net"] * 3)
     assert all(r.ok and r.extra.get("suite") for r in results)
-    mean, std = predict_sandboxed(predictor, [r.graph() for r in results], [r.extra["suite"] for r in results])
+    mean, std = predict_sandboxed(shipped_predictor, [r.graph() for r in results], [r.extra["suite"] for r in results])
     assert mean[0] > mean[1] and mean[0] > mean[2] and np.all(std > 0)
 
 
 @pytest.mark.slow
-def test_improve_never_accepts_deleting_the_batchnorms_and_relus(predictor, sandbox):
-    proposer = RelevanceGuidedMutator(predictor=predictor, sandbox=sandbox, max_source_edits=12)
+def test_improve_never_accepts_deleting_the_batchnorms_and_relus(shipped_predictor, sandbox):
+    proposer = RelevanceGuidedMutator(predictor=shipped_predictor, sandbox=sandbox, max_source_edits=12)
     result = improve(CNN_SOURCE, entry="Net", example_input=SHAPE, max_iterations=4, proposer=proposer,
-                     predictor=predictor, sandbox=sandbox)
+                     predictor=shipped_predictor, sandbox=sandbox)
     assert result.source.count("BatchNorm2d(") == 3 and result.source.count("nn.ReLU()") == 3, result.diff()

@@ -23,11 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from nasassist_plugins.predictor import Predictor
+    from nasassist_plugins.cli.score_command import load_predictor
     from nasassist_plugins.predictor.metrics import ranking_metrics
     from nasassist_plugins.predictor.training.tasks import load_task, resolve_tasks
 
-    predictor = Predictor.load(args.weights) if args.weights else Predictor.load_default()
+    predictor = load_predictor(args.weights)
     table = Table(title=f"Zero-shot ranking quality ({args.weights or 'default weights'})")
     for column in ("task", "n", "Spearman", "Kendall τ", "NDCG@10", "P@top10%"):
         table.add_column(column, justify="right")

@@ -41,7 +41,7 @@ def make_console():
 
 def load_predictor(weights: Path | None):
     """The predictor of ``--weights``, or the default one, with a clear error when absent."""
-    from nasassist_plugins.predictor import Predictor
+    from nasassist_plugins.predictor import Predictor, default_predictor
     from nasassist_plugins.predictor.persistence import DEFAULT_WEIGHTS
 
     if weights is not None:
@@ -53,7 +53,7 @@ def load_predictor(weights: Path | None):
             f"no default predictor weights are installed ({DEFAULT_WEIGHTS} is missing); "
             "pass --weights PATH to a weights file (train one with `nasassist train`)"
         )
-    return Predictor.load_default()
+    return default_predictor()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of suite checkpoints from benchmarks/zero_shot_suite.py (with --fused)")
     parser.add_argument("--families", default="nb101,nb201,nb301,tnb101,darts1k",
                         help="families for --fused (comma-separated)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="with --fused: skip the leave-family-out report and the choice of the shrinkage and "
+                             "calibration it drives (their defaults are kept); faster, for weights used on graphs "
+                             "alone, where the learned part is the whole score")
     parser.set_defaults(func=run)
 
 
@@ -56,7 +60,7 @@ def run_fused(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - started
     config = FusedConfig(pretrain_epochs=args.pretrain_epochs, zoo=args.zoo, seed=args.seed,
                          pretrain_max_minutes=min(8.0, 0.2 * args.max_minutes))
-    predictor, report = train_fused(tasks, graphs, config, progress=True)
+    predictor, report = train_fused(tasks, graphs, config, evaluate=not args.no_report, progress=True)
     predictor.training_info["timings"]["load_and_trace_s"] = load_s
     predictor.training_info["command"] = "nasassist " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report["timings"]["load_and_trace_s"] = load_s

@@ -82,28 +82,31 @@ def load_digits_curves(path: str | Path | None = None) -> DigitsCurves:
 
 
 def _read(path: Path) -> DigitsCurves:
+    arrays = _read_arrays(path, "arch_strs", "benchmarks/generate_digits_curves.py")
+    return DigitsCurves(arch_strs=arrays.pop("labels"), **arrays)
+
+
+def _read_arrays(path: Path, labels: str, script: str) -> dict:
+    """The arrays of one curve file (labels under ``labels``), shapes checked against each other."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found; regenerate it with benchmarks/generate_digits_curves.py or install the "
-            "package with its data files"
-        )
+        raise FileNotFoundError(f"{path} not found; regenerate it with {script} or install the package with its data files")
     with np.load(path, allow_pickle=False) as z:
-        curves = DigitsCurves(
-            arch_strs=[str(a) for a in z["arch_strs"]],
+        arrays = dict(
+            labels=[str(c) for c in z[labels]],
             val_acc=z["val_acc"].astype(np.float64),
             train_loss=z["train_loss"].astype(np.float64),
             epoch_time=z["epoch_time"].astype(np.float64),
             n_params=z["n_params"].astype(np.int64),
             metadata=json.loads(str(z["metadata"])),
         )
-    n = len(curves.arch_strs)
-    for name in ("val_acc", "train_loss", "epoch_time"):
-        arr = getattr(curves, name)
-        if arr.ndim != 2 or arr.shape != curves.val_acc.shape or arr.shape[0] != n:
-            raise ValueError(f"{path}: {name} has shape {arr.shape}, expected ({n}, n_epochs)")
-    if curves.n_params.shape != (n,):
-        raise ValueError(f"{path}: n_params has shape {curves.n_params.shape}, expected ({n},)")
-    return curves
+    n = len(arrays["labels"])
+    for field_name in ("val_acc", "train_loss", "epoch_time"):
+        arr = arrays[field_name]
+        if arr.ndim != 2 or arr.shape != arrays["val_acc"].shape or arr.shape[0] != n:
+            raise ValueError(f"{path}: {field_name} has shape {arr.shape}, expected ({n}, n_epochs)")
+    if arrays["n_params"].shape != (n,):
+        raise ValueError(f"{path}: n_params has shape {arrays['n_params'].shape}, expected ({n},)")
+    return arrays
 
 
 @dataclass(frozen=True)
@@ -162,23 +165,5 @@ def load_curve_set(name: str, path: str | Path | None = None) -> CurveSet:
 
 
 def _read_set(name: str, path: Path, script: str) -> CurveSet:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; regenerate it with {script} or install the package with its data files")
-    with np.load(path, allow_pickle=False) as z:
-        curves = CurveSet(
-            name=name,
-            configs=[str(c) for c in z["configs"]],
-            val_acc=z["val_acc"].astype(np.float64),
-            train_loss=z["train_loss"].astype(np.float64),
-            epoch_time=z["epoch_time"].astype(np.float64),
-            n_params=z["n_params"].astype(np.int64),
-            metadata=json.loads(str(z["metadata"])),
-        )
-    n = len(curves.configs)
-    for field_name in ("val_acc", "train_loss", "epoch_time"):
-        arr = getattr(curves, field_name)
-        if arr.ndim != 2 or arr.shape != curves.val_acc.shape or arr.shape[0] != n:
-            raise ValueError(f"{path}: {field_name} has shape {arr.shape}, expected ({n}, n_epochs)")
-    if curves.n_params.shape != (n,):
-        raise ValueError(f"{path}: n_params has shape {curves.n_params.shape}, expected ({n},)")
-    return curves
+    arrays = _read_arrays(path, "configs", script)
+    return CurveSet(name=name, configs=arrays.pop("labels"), **arrays)

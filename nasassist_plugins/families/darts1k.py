@@ -14,11 +14,10 @@ Variant ``cifar10`` (default; ``<data_dir>/darts1k/darts1k_cifar10_valacc.csv``)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from nasassist_plugins.families._base import float_column, row_error
-from nasassist_plugins.families.nb301 import BUILD_CONFIG, DEFINITION as _NB301, nb301_spec_key
+from nasassist_plugins.families._base import float_column
+from nasassist_plugins.families.nb301 import BUILD_CONFIG, DEFINITION as _NB301, genotype_keys, nb301_spec_key
 from nasassist_plugins.families.registry import FamilyDef, Table, VariantDef, register
 
 __all__ = ["VARIANTS"]
@@ -26,18 +25,7 @@ __all__ = ["VARIANTS"]
 
 def _read(path: Path, rows: list[dict[str, str]], columns: list[str], limit: int | None) -> Table:
     rows = rows[:limit] if limit is not None else rows
-    keys: list[str] = []
-    for i, row in enumerate(rows):
-        genotypes = []
-        for column in ("genotype_normal", "genotype_reduce"):
-            try:
-                genotypes.append(json.loads(row[column]))
-            except (TypeError, json.JSONDecodeError) as exc:
-                raise row_error(path, i + 2, column, ValueError(f"not valid JSON ({exc})")) from None
-        try:
-            keys.append(nb301_spec_key((genotypes[0], genotypes[1])))
-        except ValueError as exc:
-            raise row_error(path, i + 2, "genotype_normal/genotype_reduce", exc) from None
+    keys = genotype_keys(path, rows)
     return Table(
         specs=[_NB301.key_to_spec(k) for k in keys],
         keys=keys,

@@ -46,8 +46,8 @@ def _key_to_spec(key: str) -> tuple[Genotype, Genotype]:
     return [(str(op), int(src)) for op, src in normal], [(str(op), int(src)) for op, src in reduce]
 
 
-def _read_zc(path: Path, rows: list[dict[str, str]], columns: list[str], limit: int | None) -> Table:
-    rows = rows[:limit] if limit is not None else rows
+def genotype_keys(path: Path, rows: list[dict[str, str]]) -> list[str]:
+    """Spec keys of rows holding ``genotype_normal``/``genotype_reduce`` JSON (NB301, darts1k)."""
     keys: list[str] = []
     for i, row in enumerate(rows):
         genotypes = []
@@ -60,6 +60,12 @@ def _read_zc(path: Path, rows: list[dict[str, str]], columns: list[str], limit: 
             keys.append(nb301_spec_key((genotypes[0], genotypes[1])))
         except ValueError as exc:
             raise row_error(path, i + 2, "genotype_normal/genotype_reduce", exc) from None
+    return keys
+
+
+def _read_zc(path: Path, rows: list[dict[str, str]], columns: list[str], limit: int | None) -> Table:
+    rows = rows[:limit] if limit is not None else rows
+    keys = genotype_keys(path, rows)
     proxy_cols, extra_cols = split_extra_columns(
         columns, ("genotype_normal", "genotype_reduce", "naslib_compact", "val_accuracy")
     )

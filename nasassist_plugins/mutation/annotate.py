@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 __all__ = ["LineRelevance", "annotate_source", "line_relevance", "module_lines"]
 
@@ -81,14 +81,6 @@ def annotate_source(source: str, entry: str, rows: Iterable[Any]) -> str:
     return "\n".join(lines) + ("\n" if source.endswith("\n") else "")
 
 
-def strip_annotations(source: str) -> str:
-    """Remove the comments :func:`annotate_source` adds."""
-    out = []
-    for text in source.splitlines():
-        out.append(text[: text.index(_MARK)].rstrip() if _MARK in text else text)
-    return "\n".join(out) + ("\n" if source.endswith("\n") else "")
-
-
 class _SourceIndex:
     """Where each class of a source constructs its submodules."""
 
@@ -145,7 +137,3 @@ def _call_name(call: ast.Call) -> str:
         return func.id
     return ""
 
-
-def relevance_rows_by_line(per_line: Mapping[int, LineRelevance]) -> list[LineRelevance]:
-    """Lines sorted from the least to the most relevant."""
-    return sorted(per_line.values(), key=lambda r: r.signed)

@@ -177,9 +177,9 @@ def improve(
     sandbox = sandbox or Sandbox()
     try:
         if predictor is None:
-            from nasassist_plugins.predictor import Predictor
+            from nasassist_plugins.predictor import default_predictor
 
-            predictor = Predictor.load_default()
+            predictor = default_predictor()
         if proposer is None:
             from nasassist_plugins.mutation.offline import RelevanceGuidedMutator
 

@@ -40,8 +40,9 @@ from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.mutation.base import SourceCandidate, SourceRequest, source_digest
 from nasassist_plugins.mutation.code_edits import generate_edits
 from nasassist_plugins.mutation.errors import MutationError
-from nasassist_plugins.mutation.space import contains, neighbours, params_key, random_value
+from nasassist_plugins.mutation.space import contains, neighbours, params_key
 from nasassist_plugins.relevance import graph_layers, layer_relevance
+from nasassist_plugins.search.candidates import sample_value
 
 __all__ = ["RelevanceGuidedMutator", "module_signatures", "predict_sandboxed"]
 
@@ -172,9 +173,9 @@ class RelevanceGuidedMutator:
         if self._context is not None:  # inside a planner's call: its predictor
             return self._context.predictor
         if self._predictor is None:
-            from nasassist_plugins.predictor import Predictor
+            from nasassist_plugins.predictor import default_predictor
 
-            self._predictor = Predictor.load_default()
+            self._predictor = default_predictor()
         return self._predictor
 
     def explain(self, params: Mapping[str, Any]) -> str:
@@ -284,7 +285,7 @@ class RelevanceGuidedMutator:
                   rng: np.random.RandomState) -> dict[str, Any]:
         for name, dist in distributions.items():
             if name not in params or not contains(dist, params[name]):
-                params[name] = random_value(dist, rng)
+                params[name] = sample_value(dist, rng)
         return {k: params[k] for k in distributions}
 
     def _single_moves(self, parent: dict[str, Any], names: Sequence[str], distributions: Mapping[str, BaseDistribution],
@@ -440,7 +441,7 @@ class RelevanceGuidedMutator:
         for _ in range(50 * n):
             if len(out) >= n:
                 break
-            params = {nm: random_value(d, rng) for nm, d in distributions.items()}
+            params = {nm: sample_value(d, rng) for nm, d in distributions.items()}
             key = params_key(params)
             if key not in keys and self._valid(params):
                 keys.add(key)

@@ -1,4 +1,6 @@
-"""Search-space helpers on Optuna distributions: membership, random values, neighbours.
+"""Search-space helpers on Optuna distributions: coercion of near misses, neighbours.
+
+Membership (:func:`contains`) and keys come from :mod:`nasassist_plugins.search.candidates`.
 
 "Neighbour" means the smallest change a parameter allows: the adjacent step of an int or
 a float (a factor on a log scale), the adjacent choice of an *ordered* categorical (all
@@ -8,13 +10,14 @@ choices numeric), and any other choice of an unordered categorical.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from nasassist_plugins.search.candidates import params_key, sample_value
 
-__all__ = ["contains", "coerce", "neighbours", "params_key", "random_params", "random_value"]
+from nasassist_plugins.search.candidates import contains, params_key
+
+__all__ = ["contains", "coerce", "neighbours", "params_key"]
 
 _LOG_FACTOR = 1.5
 
@@ -23,20 +26,6 @@ def _is_ordered(distribution: CategoricalDistribution) -> bool:
     return len(distribution.choices) > 1 and all(
         isinstance(c, (int, float)) and not isinstance(c, bool) for c in distribution.choices
     )
-
-
-def contains(distribution: BaseDistribution, value: Any) -> bool:
-    """Whether ``value`` is a valid value of ``distribution``."""
-    if isinstance(distribution, CategoricalDistribution):
-        return any(value == c and type(value) is type(c) for c in distribution.choices) or (
-            value in distribution.choices and not isinstance(value, bool)
-        )
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return bool(distribution._contains(distribution.to_internal_repr(value)))  # noqa: SLF001 - Optuna's own check
-    except (ValueError, TypeError):
-        return False
 
 
 def coerce(distribution: BaseDistribution, value: Any) -> Any:
@@ -61,16 +50,6 @@ def coerce(distribution: BaseDistribution, value: Any) -> Any:
     if isinstance(distribution, IntDistribution) and number.is_integer():
         number = int(number)
     return number if contains(distribution, number) else None
-
-
-def random_value(distribution: BaseDistribution, rng: np.random.RandomState) -> Any:
-    """A uniformly random value (log-uniform on log scales): the search core's draw."""
-    return sample_value(distribution, rng)
-
-
-def random_params(distributions: Mapping[str, BaseDistribution], rng: np.random.RandomState) -> dict[str, Any]:
-    """One random value per distribution."""
-    return {name: random_value(d, rng) for name, d in distributions.items()}
 
 
 def neighbours(distribution: BaseDistribution, value: Any, rng: np.random.RandomState, limit: int = 4) -> list[Any]:

@@ -18,20 +18,15 @@ from nasassist_plugins.search import SearchError
 if TYPE_CHECKING:  # the predictor (and torch_geometric) load on first use, not on import
     from nasassist_plugins.predictor import Predictor
 
-_default_predictor: "Predictor | None" = None
-
 
 def _predictor(predictor: "Predictor | None") -> "Predictor":
-    global _default_predictor
-    from nasassist_plugins.predictor import Predictor
+    from nasassist_plugins.predictor import Predictor, default_predictor
 
     if predictor is not None:
         if not isinstance(predictor, Predictor):
             raise SearchError(f"predictor must be a nasassist_plugins.predictor.Predictor, got {type(predictor).__name__}")
         return predictor
-    if _default_predictor is None:
-        _default_predictor = Predictor.load_default()
-    return _default_predictor
+    return default_predictor()
 
 
 def report_model(

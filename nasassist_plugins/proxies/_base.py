@@ -129,6 +129,21 @@ def get_proxy(name: str) -> ProxySpec:
 
 
 # ----------------------------------------------------------------------------- checks
+@torch.no_grad()
+def reinitialise(model: nn.Module, weight_init: Callable[[torch.Tensor], object]) -> None:
+    """Re-draw conv/linear weights with ``weight_init`` (biases 0); norm scales 1 and shifts 0."""
+    for m in model.modules():
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+            weight_init(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+            if getattr(m, "weight", None) is not None:
+                nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
 def _check_model(model: object) -> None:
     if not isinstance(model, nn.Module):
         hint = " (did you pass the class instead of an instance?)" if isinstance(model, type) else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nasassist_plugins.proxies._base import LossFn, hooks, register_proxy
+from nasassist_plugins.proxies._base import LossFn, hooks, register_proxy, reinitialise
 
 __all__ = ["zen", "gaussian_init"]
 
@@ -22,16 +22,7 @@ _GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3
 @torch.no_grad()
 def gaussian_init(model: nn.Module) -> None:
     """Zen-NAS initialisation: conv/linear weights ~ N(0, 1), biases 0, norm scales 1 and shifts 0."""
-    for m in model.modules():
-        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
-            nn.init.normal_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
-            if getattr(m, "weight", None) is not None:
-                nn.init.ones_(m.weight)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+    reinitialise(model, nn.init.normal_)
 
 
 class _FeatureTap:

@@ -4,6 +4,7 @@ One implementation of "which candidate runs next" for every front end:
 
     PlannerConfig        the planner's settings (one name and default per concept)
     planner.Planner      candidate pool → two-stage scores → ranked decision
+    decision.Decision    what a decision returns: the choice and its ranked fallbacks
     StudySurrogate       zero-shot predictor → study-specific surrogate (the one cache)
     rank_candidates      the decision step: quantile filter + acquisition ranking
     select_candidate     the first of that ranking

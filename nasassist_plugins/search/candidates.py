@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from typing import Any, Mapping
 
 import numpy as np
@@ -97,8 +98,20 @@ def mutate_value(distribution: BaseDistribution, value: Any, rng: np.random.Rand
 
 
 def contains(distribution: BaseDistribution, value: Any) -> bool:
-    """Whether ``value`` (external representation) is a legal value of ``distribution``."""
+    """Whether ``value`` (external representation) is a legal value of ``distribution``.
+
+    Stricter than Optuna's own conversion, which would accept near misses: a bool or a
+    string is not a number (``True`` and ``"3"`` are not in ``IntDistribution(1, 5)``), and
+    a categorical choice matches by value and type first (``1.0`` still matches the choice
+    ``1``, ``True`` does not).
+    """
     try:
-        return bool(distribution._contains(distribution.to_internal_repr(value)))
-    except Exception:  # wrong type for this distribution (e.g. a str for a FloatDistribution)
+        if isinstance(distribution, CategoricalDistribution):
+            return any(value == c and type(value) is type(c) for c in distribution.choices) or (
+                value in distribution.choices and not isinstance(value, bool)
+            )
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        return bool(distribution._contains(distribution.to_internal_repr(value)))  # noqa: SLF001 - Optuna's own check
+    except (ValueError, TypeError):  # a value that cannot be compared or converted
         return False

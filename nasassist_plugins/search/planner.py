@@ -33,7 +33,7 @@ import inspect
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -42,6 +42,7 @@ from nasassist_plugins.errors import SearchError
 from nasassist_plugins.search.acquisition import rank_candidates
 from nasassist_plugins.search.candidates import params_key
 from nasassist_plugins.search.config import PlannerConfig
+from nasassist_plugins.search.decision import Choice, Decision
 from nasassist_plugins.search.scoring import score_models
 from nasassist_plugins.search.source import CandidateSource, ProposalContext, to_graph
 from nasassist_plugins.search.space import SearchSpace, to_builtin
@@ -53,65 +54,6 @@ _logger = logging.getLogger(__name__)
 
 #: Random draws / mutations tried per pool slot before the space counts as exhausted.
 _ATTEMPTS_PER_SLOT = 3
-
-
-@dataclass
-class Choice:
-    """One ranked candidate of a decision (plain data).
-
-    Attributes:
-        params: the sample / hyper-parameters to run.
-        key: canonical key of ``params`` (:func:`nasassist_plugins.search.params_key`).
-        arch: identity of the architecture (equal for graphs the predictor cannot tell apart).
-        origin: ``"random"``, ``"mutation"`` or ``"proposer"``.
-        predicted_mean, predicted_std: the surrogate's prediction (zero-shot rank score, or
-            the metric's scale once fine-tuned; larger is better).
-        zero_shot: the zero-shot rank score (comparable across studies).
-        zero_shot_stage: 2 when it was re-scored from the built model, else 1.
-    """
-
-    params: dict[str, Any]
-    key: str
-    arch: str
-    origin: str
-    predicted_mean: float
-    predicted_std: float
-    zero_shot: float
-    zero_shot_stage: int
-
-
-@dataclass
-class Decision(Choice):
-    """The planned candidate, why it was chosen, and the ranked fallbacks.
-
-    Attributes (besides those of :class:`Choice`):
-        threshold: the quantile below which candidates were excluded (``None``: no filter).
-        n_candidates: size of the scored pool (after de-duplication).
-        fine_tuned_on: results the surrogate was fitted on (0: zero-shot).
-        pool_quantile: share of the pool predicted no better than the chosen candidate.
-        pool_origins: how many pool candidates came from each origin.
-        plan_seconds: wall time of the decision.
-        alternatives: the next choices, best first (for a front end whose first choice
-            was reserved meanwhile by another worker).
-    """
-
-    threshold: float | None = None
-    n_candidates: int = 0
-    fine_tuned_on: int = 0
-    pool_quantile: float = 1.0
-    pool_origins: dict[str, int] = field(default_factory=dict)
-    plan_seconds: float = 0.0
-    alternatives: list[Choice] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for logs and checkpoints (without the alternatives)."""
-        data = asdict(self)
-        data.pop("alternatives")
-        return to_builtin(data)
-
-    def choices(self) -> list[Choice]:
-        """This decision's choice, then the alternatives."""
-        return [self, *self.alternatives]
 
 
 def plan_budget(config: PlannerConfig, trial_seconds: Iterable[float]) -> float | None:

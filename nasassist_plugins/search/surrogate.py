@@ -71,8 +71,9 @@ class StudySurrogate:
     """Zero-shot predictor that becomes a study-specific surrogate as results arrive.
 
     Args:
-        predictor: the zero-shot predictor (default: :meth:`Predictor.load_default`, loaded
-            on first use).
+        predictor: the zero-shot predictor (default: the shared
+            :func:`~nasassist_plugins.predictor.default_predictor`, loaded on first use; it is
+            never fitted in place).
         fine_tune: ``"gp"`` (default; ``True`` means the same), ``"moe"``, or ``False``
             to stay zero-shot.
         fine_tune_every: refit after this many new results. Default 1.
@@ -137,9 +138,9 @@ class StudySurrogate:
     def predictor(self) -> Any:
         """The zero-shot predictor (loaded lazily)."""
         if self._base is None:
-            from nasassist_plugins.predictor import Predictor
+            from nasassist_plugins.predictor import default_predictor
 
-            self._base = Predictor.load_default()
+            self._base = default_predictor()
         return self._base
 
     @property
@@ -238,7 +239,7 @@ class StudySurrogate:
                 return self.zero_shot(keys)
             if isinstance(self._fitted, _GaussianProcessHead):
                 return self._fitted.predict(self._gp_features(keys))
-            from nasassist_plugins.predictor.predictor import EncodedArchitectures
+            from nasassist_plugins.predictor import EncodedArchitectures
 
             embeddings, inputs = self._stack(keys)
             mean, std = self._fitted.predict_encoded(EncodedArchitectures(embeddings, inputs))
@@ -325,7 +326,7 @@ class StudySurrogate:
         return head
 
     def _fit_moe(self, keys: list[str], y: np.ndarray, n: int) -> Any:
-        from nasassist_plugins.predictor.predictor import EncodedArchitectures
+        from nasassist_plugins.predictor import EncodedArchitectures
 
         fitted = copy.copy(self.predictor)
         fitted.regressor = copy.deepcopy(self.predictor.regressor)

@@ -39,6 +39,7 @@ from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.predictor.fusion import CorrectionHead, FusionSettings, anchor_ranks
 from nasassist_plugins.predictor.metrics import ranking_metrics
 from nasassist_plugins.predictor.regression import pairwise_rank_loss
+from nasassist_plugins.predictor.training.suite_data import TaskData, load_tasks
 from nasassist_plugins.proxies.aggregate import log_rank_aggregate, signal_ranks
 from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
@@ -51,23 +52,6 @@ __all__ = [
     "load_tasks",
     "metrics",
 ]
-
-
-@dataclass
-class TaskData:
-    """One (family, task): suite rows, rank targets and graph indices of its architectures."""
-
-    family: str
-    task: str
-    keys: list[str]
-    suite: np.ndarray
-    values: np.ndarray
-    graph_rows: np.ndarray
-
-    @property
-    def target(self) -> np.ndarray:
-        """Rank-normalised values (0 worst .. 1 best)."""
-        return (rankdata(self.values) - 1) / max(len(self.values) - 1, 1)
 
 
 @dataclass
@@ -91,43 +75,6 @@ class FusedConfig:
     gammas: tuple[float, ...] = (1.0, 3.0)
     seed: int = 0
     notes: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------- data
-def load_tasks(data_dir: str, suite_dir: str, families: Sequence[str], *, progress: bool = False
-               ) -> tuple[list[TaskData], list[ComputationalGraph]]:
-    """Tasks of ``families`` with suite rows from ``suite_dir`` and their graphs (one list)."""
-    from nasassist_plugins.predictor.training.suite_data import (
-        FAMILY_TARGETS,
-        family_graphs,
-        family_keys,
-        family_targets,
-        read_checkpoint,
-        signal_matrix,
-    )
-
-    tasks: list[TaskData] = []
-    graphs: list[ComputationalGraph] = []
-    for family in families:
-        keys = [k for k, _ in family_keys(family, data_dir)]
-        targets = family_targets(family, data_dir, keys)
-        checkpoints = {cfg: read_checkpoint(f"{suite_dir}/{cfg}.jsonl") for *_, cfg in FAMILY_TARGETS[family]}
-        usable = [k for k in keys if all(k in rows for rows in checkpoints.values())]
-        if not usable:
-            _logger.warning("%s: no architecture has suite values yet; skipped", family)
-            continue
-        offset = len(graphs)
-        graphs.extend(family_graphs(family, usable, progress=progress))
-        position = {k: offset + i for i, k in enumerate(usable)}
-        for task, _, _, cfg in FAMILY_TARGETS[family]:
-            y = targets[task][[keys.index(k) for k in usable]] if len(usable) != len(keys) else targets[task]
-            ok = np.isfinite(y)
-            task_keys = [k for k, good in zip(usable, ok) if good]
-            if len(task_keys) < 20:
-                continue
-            tasks.append(TaskData(family, task, task_keys, signal_matrix(checkpoints[cfg], task_keys, SUITE_SIGNALS),
-                                  y[ok], np.array([position[k] for k in task_keys])))
-    return tasks, graphs
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -18,6 +18,7 @@ its proxy network has 3 cells; NB301's has 5).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -25,17 +26,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 from nasassist_plugins.families import read_table
+from nasassist_plugins.graph import ComputationalGraph
+from nasassist_plugins.proxies.suite import SUITE_SIGNALS
 
 __all__ = [
     "CONFIGS",
     "FAMILY_TARGETS",
     "SuiteConfig",
+    "TaskData",
     "family_keys",
     "family_targets",
+    "load_tasks",
     "read_checkpoint",
 ]
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -220,3 +228,47 @@ def family_graphs(family: str, keys: Sequence[str], *, chunk: int = 250, progres
         graph_store_for(definition, keys[start:start + chunk], progress=progress, n_jobs=n_jobs)
     store, _ = graph_store_for(definition, keys, progress=progress, n_jobs=n_jobs)
     return [store.graph(store.index[k]) for k in keys]
+
+
+@dataclass
+class TaskData:
+    """One (family, task): suite rows, rank targets and graph indices of its architectures."""
+
+    family: str
+    task: str
+    keys: list[str]
+    suite: np.ndarray
+    values: np.ndarray
+    graph_rows: np.ndarray
+
+    @property
+    def target(self) -> np.ndarray:
+        """Rank-normalised values (0 worst .. 1 best)."""
+        return (rankdata(self.values) - 1) / max(len(self.values) - 1, 1)
+
+
+def load_tasks(data_dir: str, suite_dir: str, families: Sequence[str], *, progress: bool = False
+               ) -> tuple[list[TaskData], list[ComputationalGraph]]:
+    """Tasks of ``families`` with suite rows from ``suite_dir`` and their graphs (one list)."""
+    tasks: list[TaskData] = []
+    graphs: list[ComputationalGraph] = []
+    for family in families:
+        keys = [k for k, _ in family_keys(family, data_dir)]
+        targets = family_targets(family, data_dir, keys)
+        checkpoints = {cfg: read_checkpoint(f"{suite_dir}/{cfg}.jsonl") for *_, cfg in FAMILY_TARGETS[family]}
+        usable = [k for k in keys if all(k in rows for rows in checkpoints.values())]
+        if not usable:
+            _logger.warning("%s: no architecture has suite values yet; skipped", family)
+            continue
+        offset = len(graphs)
+        graphs.extend(family_graphs(family, usable, progress=progress))
+        position = {k: offset + i for i, k in enumerate(usable)}
+        for task, _, _, cfg in FAMILY_TARGETS[family]:
+            y = targets[task][[keys.index(k) for k in usable]] if len(usable) != len(keys) else targets[task]
+            ok = np.isfinite(y)
+            task_keys = [k for k, good in zip(usable, ok) if good]
+            if len(task_keys) < 20:
+                continue
+            tasks.append(TaskData(family, task, task_keys, signal_matrix(checkpoints[cfg], task_keys, SUITE_SIGNALS),
+                                  y[ok], np.array([position[k] for k in task_keys])))
+    return tasks, graphs
