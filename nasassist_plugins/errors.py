@@ -16,6 +16,7 @@ class                     raised when
 ``ProxyInputError``       a zero-cost proxy cannot use the batch or model
 ``LearningCurveError``    learning-curve data is unusable
 ``SearchError``           a search has no usable candidate or a bad setting
+``ObjectiveError``        an objective (params, FLOPs, latency, ...) cannot be computed for a candidate
 ``MutationError``         bad input to a proposer or the improvement loop
 ``LLMError``              an LLM request failed for good
 ``SandboxError``          the sandbox itself could not run
@@ -46,6 +47,7 @@ __all__ = [
     "NASAssistError",
     "NNIConfigError",
     "NNIEnvironmentError",
+    "ObjectiveError",
     "PredictorError",
     "ProposalRejected",
     "ProxyInputError",
@@ -110,6 +112,11 @@ class ReportError(NASAssistError, ValueError):
 # --------------------------------------------------------------------- search and pruning
 class SearchError(NASAssistError, ValueError):
     """Invalid search configuration or no usable candidate."""
+
+
+class ObjectiveError(NASAssistError, ValueError):
+    """An objective (params, FLOPs, measured or predicted latency, a user callable) cannot be
+    computed for a candidate: no model to time, a failing forward pass, a non-finite value, ..."""
 
 
 class LearningCurveError(NASAssistError, ValueError):

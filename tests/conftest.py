@@ -71,3 +71,19 @@ def untrained_predictor():
     from nasassist_plugins.predictor import Predictor
 
     return Predictor(hidden_dim=32, ensemble_size=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on 127.0.0.1 for the session (its URL). Without PostgreSQL the test
+    skips, unless ``NASASSIST_REQUIRE_POSTGRES=1`` (set by CI) makes that a failure."""
+    from postgres_server import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        if os.environ.get("NASASSIST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    with server as url:
+        yield url

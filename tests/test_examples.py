@@ -64,11 +64,18 @@ def _check_nni_hpo(out: str, folder: Path, png_content) -> None:
     assert (folder / "nni-hpo").is_dir()
 
 
+def _check_multi_objective(out: str, folder: Path, png_content) -> None:
+    assert "Pareto-optimal trials" in out and re.search(r"\d+ trials in \d+ s; \d+ on the Pareto front", out), out[-2000:]
+    png_content(folder / "optuna_multi_objective_pareto.png")
+
+
 CASES: dict[str, Example] = {
     "graph_quickstart.py": Example(["--out", "{out}"], 300, _check_graph),
     # ~40 s; the default run keeps the sampler's own tests and graph_quickstart for the harness
     "optuna_quickstart.py": Example(["--trials", "4", "--epochs", "6", "--out", "{out}"], 600,
                                     _check_optuna_quickstart, slow=True),
+    "optuna_multi_objective.py": Example(["--trials", "3", "--epochs", "1", "--out", "{out}"], 600,
+                                         _check_multi_objective, slow=True),  # ~40 s, mostly imports
     "improve_quickstart.py": Example([], 900, _check_improve, slow=True),
     "optuna_distributed.py": Example(["--storage", "sqlite:///{out}/study.db", "--workers", "2",
                                       "--trials-per-worker", "1", "--epochs", "2"], 900, _check_distributed, slow=True),

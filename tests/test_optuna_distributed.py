@@ -23,22 +23,9 @@ from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.predictor import Predictor
 from nasassist_plugins.search import params_key
 from optuna_space import EXAMPLE_INPUT, build_model
-from postgres_server import PostgresServer, PostgresUnavailable
 
 WORKER = Path(__file__).with_name("optuna_space.py")
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        if os.environ.get("NASASSIST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    with server as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

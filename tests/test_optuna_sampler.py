@@ -200,12 +200,12 @@ def test_builder_failures_skip_candidates_and_all_failing_is_a_clear_error(space
 
 
 def test_every_sampler_error_marks_the_trial_fail_not_running(space_predictor):
-    # multi-objective: a clear error, and the trial is FAIL, not RUNNING
+    # multi-objective without objectives=[...]: a clear error, and the trial is FAIL, not RUNNING
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(space_predictor))
-    with pytest.raises(SearchError, match="single-objective"):
+    with pytest.raises(ConfigurationError, match="no objectives"):
         study.ask()
     assert [t.state for t in study.trials] == [TrialState.FAIL]
-    assert "single-objective" in study.trials[0].system_attrs[_attrs.ERROR]
+    assert "pass objectives=[...]" in study.trials[0].system_attrs[_attrs.ERROR]
 
     # an unexpected error deep inside planning (here: the predictor breaks after three trials)
     broken = space_predictor.copy()

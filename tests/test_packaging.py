@@ -37,6 +37,7 @@ def test_wheel_ships_adapters_under_the_namespace(tmp_path):
     assert "nasassist_plugins/adapters/cells/__init__.py" in names
     assert "nasassist_plugins/graph/computational_graph.py" in names
     assert "nasassist_plugins/predictor/weights/default.safetensors" in names
+    assert "nasassist_plugins/hardware/data/latency_nb201.json" in names  # the device latency predictor
     assert "nasassist_plugins/data/digits_nb201_curves.npz" in names  # learning curves the pruning benchmark replays
     assert "nasassist_plugins/data/digits_mlp_curves.npz" in names and "nasassist_plugins/data/digits_cnn_curves.npz" in names
     assert "nasassist_plugins/curves/weights/curve_pfn.safetensors" in names  # the learned curve extrapolator

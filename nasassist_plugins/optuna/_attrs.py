@@ -22,9 +22,10 @@ ORIGIN = PREFIX + "origin"  # DECISION field: "random", "mutation", "proposer", 
 THRESHOLD = PREFIX + "threshold"  # DECISION field: predicted mean below which candidates were dropped
 
 # user attrs, shown by optuna-dashboard
-USER_PREDICTED = "nasassist_predicted"
+USER_PREDICTED = "nasassist_predicted"  # + "_<objective>" per objective in multi-objective studies
 USER_UNCERTAINTY = "nasassist_uncertainty"
 USER_SCALE = "nasassist_prediction_scale"
+USER_FEASIBLE = "nasassist_predicted_feasible"  # whether budgets and constraints were predicted met
 
 # the fast candidate path (issue 15)
 ARCH = PREFIX + "arch"  # system attr: identity of the planned architecture, written first to reserve it

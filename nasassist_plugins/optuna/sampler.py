@@ -41,6 +41,8 @@ from optuna.trial import FrozenTrial, TrialState
 from nasassist_plugins.errors import ConfigurationError, SearchError
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.optuna._candidate_trial import CandidateTrial
+from nasassist_plugins.optuna._objectives import is_feasible, objective_set, predicted_constraints
+from nasassist_plugins.optuna._objectives import store_constraints, store_predictions
 from nasassist_plugins.search.candidates import contains, params_key
 from nasassist_plugins.search.config import PlannerConfig
 from nasassist_plugins.search.space import SearchSpace
@@ -74,6 +76,20 @@ class NASAssistSampler(BaseSampler):
         n_startup_trials: trials sampled by ``base_sampler`` alone before planning starts
             (Optuna's meaning of the name). Default 0.
         seed: seed for reproducible studies. Default ``None``.
+        objectives: one per study direction (*experimental*): ``"score"`` (the surrogate's
+            prediction of the trained metric), ``"params"``, ``"flops"``, ``"latency"`` (ms
+            timed here on ``example_input``), ``"latency:DEVICE"`` (predicted, see
+            :func:`nasassist_plugins.hardware.latency_devices`), or a callable ``(model, graph)
+            -> float``; computed for every pool candidate before a Pareto-aware choice.
+            Default ``None``: single-objective (``["score"]`` when only budgets are given).
+        max_params, max_latency_ms: hard budgets; candidates predicted over them never run
+            (latency: the ``"latency"`` objective, else the first device latency, else timed
+            on ``example_input``). Default ``None``.
+        constraints_func: Optuna's ``constraints_func(frozen_trial)`` (values <= 0: feasible),
+            evaluated on each candidate's predicted ``values`` and ``params`` before choosing
+            (when it needs more, e.g. a user attr, the candidate counts as feasible) and on
+            finished trials (system attr ``constraints``, as Optuna's samplers). Default ``None``.
+        pareto_rule: ``"ehvi"`` (expected hypervolume improvement, default) or ``"parego"``.
 
     Example::
 
@@ -85,6 +101,10 @@ class NASAssistSampler(BaseSampler):
                                    config=PlannerConfig(prune_quantile=0.75), seed=0)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(objective, n_trials=50)   # objective calls build_model(trial) too
+
+        sampler = NASAssistSampler(build_model=build_model, example_input=(1, 3, 32, 32),  # accuracy x latency
+                                   objectives=["score", "latency"], max_params=1e6, seed=0)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     """
 
     def __init__(
@@ -98,6 +118,11 @@ class NASAssistSampler(BaseSampler):
         base_sampler: BaseSampler | None = None,
         n_startup_trials: int = 0,
         seed: int | None = None,
+        objectives: Sequence[Any] | None = None,
+        max_params: float | None = None,
+        max_latency_ms: float | None = None,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        pareto_rule: str = "ehvi",
     ) -> None:
         if build_model is not None and not callable(build_model):
             raise ConfigurationError(f"build_model must be a function of a trial, got {type(build_model).__name__}")
@@ -109,8 +134,22 @@ class NASAssistSampler(BaseSampler):
             raise ConfigurationError(f"base_sampler must be an optuna sampler, got {type(base_sampler).__name__}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigurationError(f"seed must be an integer or None, got {seed!r}")
+        if constraints_func is not None and not callable(constraints_func):
+            raise ConfigurationError("constraints_func must be a function of a FrozenTrial returning a sequence of floats")
+        from nasassist_plugins.search.pareto import PARETO_RULES
+
+        if pareto_rule not in PARETO_RULES:
+            raise ConfigurationError(f"pareto_rule must be one of {', '.join(PARETO_RULES)}, got {pareto_rule!r}")
         from nasassist_plugins.search.planner import Planner
         from nasassist_plugins.search.surrogate import StudySurrogate
+
+        self._objectives = objective_set(objectives, example_input, max_params, max_latency_ms, constraints_func)
+        if self._objectives is not None:
+            from nasassist_plugins.experimental import warn_experimental
+
+            warn_experimental("sampler-objectives", "NASAssistSampler's objectives, budgets and constraints_func")
+        self._constraints_func = constraints_func
+        self._pareto_rule = pareto_rule
 
         self.config = PlannerConfig.from_mapping(config)
         self._build_model = build_model
@@ -120,11 +159,13 @@ class NASAssistSampler(BaseSampler):
         self._rng = np.random.RandomState(seed)
         self._base_sampler = base_sampler or TPESampler(seed=seed)
         self.surrogate = StudySurrogate.from_config(predictor, self.config, seed=0 if seed is None else seed)
+        self._proposer = proposer
         self.planner = Planner(self.surrogate, self.config, proposer=proposer)
         self._unplanned: dict[int, dict[str, Any] | None] = {}  # trial id -> builder params (finished trials)
         self._plans: dict[int, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._warned_no_builder = False
+        self._space: SearchSpace | None = None
 
     # ------------------------------------------------------------------ BaseSampler contract
     def reseed_rng(self) -> None:
@@ -163,11 +204,12 @@ class NASAssistSampler(BaseSampler):
                 )
             return
         try:
-            if len(study.directions) > 1:
-                raise SearchError(
-                    "NASAssistSampler plans for single-objective studies; for several objectives use a "
-                    "multi-objective sampler (e.g. NSGAIISampler) and NASAssistPruner / report_model for "
-                    "zero-shot scores"
+            if self._objectives is not None:
+                self._use_objectives(study)
+            elif len(study.directions) > 1:
+                raise ConfigurationError(
+                    f"NASAssistSampler got a study with {len(study.directions)} directions but no objectives: pass "
+                    "objectives=[...] with one entry per direction (e.g. ['score', 'latency'])"
                 )
             if self._plan_of(trial) or _attrs.DECISION in trial.system_attrs:
                 return  # planned already (e.g. a trial asked again)
@@ -181,7 +223,27 @@ class NASAssistSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._plans.pop(trial._trial_id, None)
-        self._base_sampler.after_trial(study, trial, state, values)
+        try:
+            if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
+                store_constraints(self._constraints_func, study, trial, values)
+        finally:
+            self._base_sampler.after_trial(study, trial, state, values)
+
+    def _use_objectives(self, study: Study) -> None:
+        """The planner of this study's directions (the objective set is checked against them once)."""
+        from nasassist_plugins.search.pareto_planner import ParetoPlanner
+
+        directions = tuple(d.name.lower() for d in study.directions)
+        assert self._objectives is not None
+        if isinstance(self.planner, ParetoPlanner) and self._objectives.directions == directions:
+            return
+        objectives = self._objectives.with_directions(directions)
+        self.planner = ParetoPlanner(self.surrogate, self.config, objectives=objectives, proposer=self._proposer,
+                                     rule=self._pareto_rule,
+                                     feasibility=self._feasibility if self._constraints_func is not None else None)
+
+    def _feasibility(self, params: Mapping[str, Any], values: Sequence[float]) -> Sequence[float] | None:
+        return predicted_constraints(self._constraints_func, params, values, self._space)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ planning
     def _trial_rng(self, number: int) -> np.random.RandomState:
@@ -206,13 +268,15 @@ class NASAssistSampler(BaseSampler):
         # storage: a sampler has no other way to attach data to a trial.
         storage, trial_id = study._storage, trial._trial_id
         trials = study.get_trials(deepcopy=False)
-        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
         if len(completed) < self._n_startup_trials:
             storage.set_trial_system_attr(trial_id, _attrs.DECISION, {_attrs.ORIGIN: "base-sampler"})
             return
-        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        multi = self._objectives is not None
+        sign = 1.0 if multi or study.direction == StudyDirection.MAXIMIZE else -1.0
         fixed = dict(trial.system_attrs.get("fixed_params", {}))
         space, durations, reserved = self._rebuild_evidence(trials, trial, sign)
+        self._space = space
         from nasassist_plugins.search.planner import plan_budget
 
         source = _OptunaSource(self, fixed, trial.number, self._trial_rng(trial.number))
@@ -246,6 +310,8 @@ class NASAssistSampler(BaseSampler):
             _attrs.THRESHOLD: decision.threshold,
             _attrs.PLAN_SECONDS: time.perf_counter() - started,
         }
+        if multi:  # JSON-safe: no NaN in storages
+            decided = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in decided.items()}
         attrs: dict[str, Any] = {
             **_attrs.split_attr(_attrs.PLAN, choice.params),
             _attrs.ARCH: choice.arch,
@@ -258,8 +324,13 @@ class NASAssistSampler(BaseSampler):
         trial.system_attrs.update(attrs)  # the Trial object holds this frozen trial
         self._plans[trial_id] = dict(choice.params)
         shown_mean = sign * choice.predicted_mean if fine_tuned else choice.predicted_mean
-        storage.set_trial_user_attr(trial_id, _attrs.USER_PREDICTED, shown_mean)
-        storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, choice.predicted_std)
+        if multi:
+            budgeted = self._objectives.has_budgets or self._constraints_func is not None  # type: ignore[union-attr]
+            store_predictions(storage, trial_id, self.planner, choice.key, fine_tuned=self.surrogate.is_fine_tuned,
+                              feasibility=budgeted)
+        else:
+            storage.set_trial_user_attr(trial_id, _attrs.USER_PREDICTED, shown_mean)
+            storage.set_trial_user_attr(trial_id, _attrs.USER_UNCERTAINTY, choice.predicted_std)
         storage.set_trial_user_attr(trial_id, _attrs.USER_SCALE, scale)
         _logger.debug(
             "Trial %d: planned a %s candidate out of %d in %.2fs (predicted %.4f ± %.4f, %s).",
@@ -287,7 +358,12 @@ class NASAssistSampler(BaseSampler):
             if not params:
                 continue
             distributions.update({k: t.distributions[k] for k in params if k in t.distributions})
-            if t.state == TrialState.COMPLETE and t.value is not None:
+            if self._objectives is not None:
+                if t.state == TrialState.COMPLETE and t.values is not None:
+                    planner.observe_values(params, t.values, feasible=is_feasible(t))
+                else:
+                    planner.mark_taken(params)
+            elif t.state == TrialState.COMPLETE and t.value is not None:
                 planner.observe(params, sign * float(t.value))
             elif t.state == TrialState.PRUNED and t.value is not None:
                 planner.observe_censored(params, sign * float(t.value))  # its last value bounds what it would reach

@@ -245,16 +245,7 @@ class Planner:
                 exclude_archs: set[str], source: CandidateSource, *, given: bool = False) -> Decision:
         """Score the pool and rank it (``given``: one candidate to score, not to choose)."""
         config, surrogate = self.config, self.surrogate
-        # isomorphic candidates count once; copies of what ran or runs rank last
-        seen: set[str] = set()
-        unique: list[str] = []
-        for key in keys:
-            arch = surrogate.arch(key)
-            if arch not in seen:
-                seen.add(arch)
-                unique.append(key)
-        done_archs = {surrogate.arch(k) for k in self.taken if surrogate.has(k)} | exclude_archs
-        exclude = np.array([surrogate.arch(k) in done_archs for k in unique])
+        unique, exclude = self._unique(keys, exclude_archs)
         observed = {k: v for k, (_, v) in self.observations.items()}
         censored = {k: v for k, (_, v) in self.censored.items()}
         surrogate.update(observed, censored)
@@ -277,6 +268,25 @@ class Planner:
                     order = [shortlist[i] for i in inner.order] + order[len(shortlist):]
         else:  # ablation: the candidate machinery without the predictor's choice
             order, threshold = list(rng.permutation(len(unique))), -np.inf
+        return self._decision(unique, pool, order, mean, std, threshold)
+
+    def _unique(self, keys: list[str], exclude_archs: set[str]) -> tuple[list[str], np.ndarray]:
+        """Isomorphic candidates count once; flags for the copies of what ran or runs (ranked last)."""
+        surrogate = self.surrogate
+        seen: set[str] = set()
+        unique: list[str] = []
+        for key in keys:
+            arch = surrogate.arch(key)
+            if arch not in seen:
+                seen.add(arch)
+                unique.append(key)
+        done_archs = {surrogate.arch(k) for k in self.taken if surrogate.has(k)} | exclude_archs
+        return unique, np.array([surrogate.arch(k) in done_archs for k in unique], dtype=bool)
+
+    def _decision(self, unique: list[str], pool: Mapping[str, tuple[dict[str, Any], str]], order: Sequence[int],
+                  mean: np.ndarray, std: np.ndarray, threshold: float) -> Decision:
+        """The :class:`Decision` for ``order`` (ranked positions in ``unique``; ``mean``/``std`` per position)."""
+        surrogate = self.surrogate
         zero_shot, _ = surrogate.zero_shot(unique)
         origins: dict[str, int] = {}
         for key in unique:
@@ -292,12 +302,12 @@ class Planner:
         finite = np.asarray(mean)[np.isfinite(mean)]
         return Decision(
             **asdict(choice(first)),
-            threshold=float(threshold) if np.isfinite(threshold) else None,
+            threshold=float(threshold) if threshold is not None and np.isfinite(threshold) else None,
             n_candidates=len(unique),
             fine_tuned_on=surrogate.n_fitted,
             pool_quantile=float(np.mean(finite <= mean[first])) if finite.size else 1.0,
             pool_origins=origins,
-            alternatives=[choice(i) for i in order[1: 1 + max(config.shortlist_size, 8)]],
+            alternatives=[choice(i) for i in order[1: 1 + max(self.config.shortlist_size, 8)]],
         )
 
     # ------------------------------------------------------------------ building and scoring
@@ -310,6 +320,7 @@ class Planner:
             return None
 
     def _encode_pending(self, pending: dict[str, Any], source: CandidateSource) -> None:
+        models = dict(pending)
         keys, graphs = [], []
         for key, built in pending.items():
             try:
@@ -318,9 +329,14 @@ class Planner:
             except Exception as exc:  # noqa: BLE001 - a model that cannot be traced is skipped, with the reason
                 self.last_failures.append(str(exc))
         pending.clear()
+        keys, graphs = self._admit(keys, [models[k] for k in keys], graphs)
         if keys:
             self.surrogate.encode(keys, graphs)
             self.n_built += len(keys)
+
+    def _admit(self, keys: list[str], built: list[Any], graphs: list[Any]) -> tuple[list[str], list[Any]]:
+        """Hook for subclasses: the new candidates (built model or graph, and graph) that join the pool."""
+        return keys, graphs
 
     def _encode_evidence(self, source: CandidateSource) -> None:
         """Encode (and score from their models) the architectures the fit learns from."""
