@@ -2,7 +2,7 @@
 
 * Stage 1 scores every candidate of a large pool from its graph alone with the
   predictor's learned part (:func:`encode_graphs`: batched encoding, then
-  ``Predictor.predict_encoded``).
+  ``Predictor.score_encoded``: the learned-only score, on the same [0, 1] scale as stage 2).
 * Stage 2 re-scores a shortlist from the built *models*
   (:func:`score_models` → ``Predictor.predict(models, example_input=...)``), where the
   predictor may add what only a model gives (training-free proxies on a forward pass).
@@ -26,7 +26,11 @@ def encode_graphs(predictor: Any, graphs: Sequence[Any]) -> Any:
 
 def score_encoded(predictor: Any, encoded: Any) -> tuple[np.ndarray, np.ndarray]:
     """Stage 1, part 2: the learned zero-shot score ``(mean, std)`` of encoded architectures."""
-    mean, std = predictor.predict_encoded(encoded)
+    if hasattr(predictor, "score_encoded"):  # the learned-only zero-shot score, on stage 2's scale
+        result = predictor.score_encoded(encoded, notice=False)
+        mean, std = result.score, result.std
+    else:
+        mean, std = predictor.predict_encoded(encoded)
     return np.asarray(mean, dtype=np.float64).reshape(-1), np.asarray(std, dtype=np.float64).reshape(-1)
 
 
