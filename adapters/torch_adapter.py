@@ -19,7 +19,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from nasassist_plugins.adapters._torch_trace import OnePassTracer, is_leaf_module
+from nasassist_plugins.adapters._torch_flops import call_flops
+from nasassist_plugins.adapters._torch_trace import OnePassTracer, is_leaf_module, mark_partial
 from nasassist_plugins.adapters._torch_ops import (
     PASSTHROUGH,
     refine_op,
@@ -69,7 +70,8 @@ def from_torch(
         )
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    inputs = as_example_inputs(example_input, _model_device(model))
+    given = as_example_inputs(example_input, _model_device(model))
+    inputs = _copies(given)  # every attempt runs on its own copy: a model that works in place
     graph_name = name or type(model).__name__
     training_modules = [m for m in _modules(model) if m.training]
     for module in training_modules:  # eval mode: dropout off, batchnorm on running stats
@@ -84,31 +86,39 @@ def from_torch(
                     raise
                 errors.append(f"one-pass: {exc}")
             except Exception as exc:  # noqa: BLE001 - the model itself failing is reported as such
-                _raise_if_forward_fails(model, inputs, graph_name)
+                _raise_if_forward_fails(model, _copies(given), graph_name)
                 if method == "onepass":
                     raise AdapterError(f"the one-pass tracer cannot trace {graph_name}: {_describe(exc)}") from exc
                 errors.append(f"one-pass: {_describe(exc)}")
         fx_error: Exception | None = None
         if method in ("auto", "fx"):
             try:
-                graph = _FxGraphBuilder(model, inputs, graph_name).build()
+                graph = _FxGraphBuilder(model, _copies(given), graph_name).build()
                 return _with_errors(_checked(graph, "torch.fx"), errors)
             except _TraceFailure as exc:
                 fx_error = exc.__cause__ or exc
                 if method == "fx":
                     raise AdapterError(f"torch.fx cannot trace {graph_name}: {_describe(fx_error)}") from exc
         try:
-            graph = _torchview_graph(model, inputs, graph_name)
+            graph = _torchview_graph(model, _copies(given), graph_name)
         except Exception as exc:  # noqa: BLE001 - reported with both causes below
-            _raise_if_forward_fails(model, inputs, graph_name)
+            _raise_if_forward_fails(model, _copies(given), graph_name)
             causes = f"torch.fx: {_describe(fx_error)}; torchview: {_describe(exc)}" if fx_error else _describe(exc)
             raise AdapterError(f"cannot trace {graph_name} with torch.fx or torchview ({causes})") from exc
         if fx_error is not None:
             graph.metadata["fx_error"] = _describe(fx_error)
+            if "control flow" in str(fx_error):  # torchview recorded the branches this input took
+                mark_partial(graph, graph_name, "its forward")
         return _with_errors(_checked(graph, "torchview"), errors)
     finally:
         for module in training_modules:
             module.training = True
+
+
+def _copies(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Private copies of the example inputs: tracing never changes the caller's tensors."""
+    with torch.no_grad():
+        return tuple(t.clone() for t in inputs)
 
 
 def _with_errors(graph: ComputationalGraph, errors: list[str]) -> ComputationalGraph:
@@ -282,6 +292,7 @@ class _FxGraphBuilder:
                 attrs["num_params"] = 0
                 attrs["shared_with_earlier_call"] = True
             self._counted_modules.add(id(module))
+            attrs.update(call_flops(module, node.args, node.kwargs, _arg_shape))
             return module_op(module), str(node.target), attrs
         owner = _owning_module(node)
         if node.op == "call_method":
@@ -293,7 +304,8 @@ class _FxGraphBuilder:
             if not isinstance(source_meta, torch.Size):  # picking one output of a tuple
                 return PASSTHROUGH, owner, {}
             return "slice", owner, {}
-        return function_op(node.target), owner, {}
+        op = function_op(node.target)
+        return op, owner, call_flops(node.target, node.args, node.kwargs, _arg_shape) if op == "attention" else {}
 
     def _attr_params(self, node: fx.Node) -> int:
         """Trainable parameters read through get_attr by this node (counted once each)."""
@@ -348,6 +360,14 @@ def _shape(meta: Any) -> tuple[int, ...] | None:
             if shape is not None:
                 return shape
     return None
+
+
+def _arg_shape(arg: Any) -> tuple[int, ...] | None:
+    """The recorded tensor shape of an fx argument (``None`` for anything but a plain tensor)."""
+    if not isinstance(arg, fx.Node):
+        return None
+    meta = arg.meta.get(_SHAPE_KEY)
+    return tuple(int(d) for d in meta) if isinstance(meta, torch.Size) else None
 
 
 def _input_shape(node: fx.Node) -> tuple[int, ...] | None:

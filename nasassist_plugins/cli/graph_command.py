@@ -68,6 +68,11 @@ def summary_table(graph: ComputationalGraph) -> Table:
     table.add_row("parameters", f"{s.num_parameters:,}")
     table.add_row("FLOPs per sample (conv + matmul)", f"{s.matmul_flops:,}")
     table.add_row("FLOPs incl. element-wise ops", f"{s.flops:,}")
+    if s.flops_unknown:
+        table.add_row("FLOPs unknown (not counted)", ", ".join(s.flops_unknown[:8])
+                      + (f" and {len(s.flops_unknown) - 8} more" if len(s.flops_unknown) > 8 else ""))
+    if s.partial:
+        table.add_row("partial graph", s.partial)
     table.add_row("tracer", str(graph.metadata.get("tracer", "-")))
     table.add_row("WL hash", graph.wl_hash())
     table.add_row("op counts", ", ".join(f"{op} {n}" for op, n in s.op_counts.items()))
