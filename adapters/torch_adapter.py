@@ -139,6 +139,9 @@ def as_example_inputs(example_input: Any, device: torch.device | None = None) ->
         shape = tuple(int(d) for d in example_input)
         if any(d <= 0 for d in shape):
             raise AdapterTypeError(f"input shape must have positive sizes, got {shape}")
+        from nasassist_plugins.cli.spec import check_input_budget
+
+        check_input_budget(shape)  # the $NASASSIST_MAX_INPUT_MB budget, before allocating
         return (torch.randn(shape, device=device),)
     if isinstance(example_input, (tuple, list)) and example_input and all(
         isinstance(t, torch.Tensor) for t in example_input
