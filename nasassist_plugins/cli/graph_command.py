@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from nasassist_plugins.cli.outputs import check_writable
 from nasassist_plugins.errors import NASAssistError
 from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.graph.draw import ENGINES
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.suffix.lower() not in {".json", ".png"}:
         raise NASAssistError(f"--out must end in .json or .png, got {args.out}")
+    check_writable("--out", args.out)
     resolved = load_model_spec(args.spec, args.input_shape)
     graph = resolved.graph
     console = Console()
