@@ -31,6 +31,7 @@ from nasassist_plugins.adapters._torch_ops import (
     module_op,
 )
 from nasassist_plugins.errors import AdapterError, AdapterTypeError
+from nasassist_plugins.validation import check_choice
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = ["TRACER_VERSION", "from_torch", "as_example_inputs"]
@@ -68,8 +69,7 @@ def from_torch(
             f"from_torch expects a torch.nn.Module, got {type(model).__name__}"
             + (" (did you pass the class instead of an instance?)" if isinstance(model, type) else "")
         )
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    check_choice("method", method, _METHODS)
     given = as_example_inputs(example_input, _model_device(model))
     inputs = _copies(given)  # every attempt runs on its own copy: a model that works in place
     graph_name = name or type(model).__name__

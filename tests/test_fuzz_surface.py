@@ -521,3 +521,8 @@ def test_fuzzed_graph_output_paths(model_file, tmp_path, out) -> None:
         assert Path(target).is_file() and Path(target).suffix in (".json", ".png")
     else:
         assert len(err) == 1, err
+
+
+def test_from_torch_refuses_an_unknown_method() -> None:
+    with pytest.raises(ConfigurationError, match="method"):
+        from_torch(nn.Linear(2, 2), (1, 2), method="bogus")
