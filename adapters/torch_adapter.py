@@ -59,6 +59,14 @@ def from_torch(
         method: ``"auto"`` (default: the one-pass tracer, then fx, then torchview when a
             path fails), ``"onepass"``, ``"fx"`` or ``"torchview"`` (one path only).
 
+    The example input is copied first: a model that works in place never changes the
+    caller's tensors. Recurrent layers and attention get their FLOPs counted from the
+    inputs they saw (node attribute ``flops``), or ``flops_unknown=True``.
+
+    Warns:
+        PartialGraphWarning: the forward pass branched on tensor values (``if x.sum() > 0``):
+            the graph records only the branch taken, and ``graph.metadata["partial"]`` says so.
+
     Raises:
         AdapterTypeError: ``model`` is not an ``nn.Module`` or the input is not a tensor/shape.
         AdapterError: the model fails on the input (e.g. wrong input shape), or neither
