@@ -323,7 +323,8 @@ class OnePassTracer(TorchFunctionMode):
         result = func(*args, **kwargs)
         outputs = _tensors(result, [])
         if not outputs:
-            if isinstance(result, bool) and args and id(args[0]) in self._producers and self._from_input(args[0]):
+            if (getattr(func, "__name__", "") == "__bool__" and args and id(args[0]) in self._producers
+                    and self._from_input(args[0])):
                 self._branches.append(self._scope[-1] if self._scope else "")  # ``if tensor:`` in the model
             return result
         inputs = _tensors(kwargs, _tensors(args, []))

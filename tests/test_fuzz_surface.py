@@ -526,3 +526,11 @@ def test_fuzzed_graph_output_paths(model_file, tmp_path, out) -> None:
 def test_from_torch_refuses_an_unknown_method() -> None:
     with pytest.raises(ConfigurationError, match="method"):
         from_torch(nn.Linear(2, 2), (1, 2), method="bogus")
+
+
+def test_library_checks_on_tensors_are_not_data_dependent_branches() -> None:
+    layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)  # reads src.is_nested, not the values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = from_torch(nn.TransformerEncoder(layer, 2), (2, 5, 8))
+    assert "partial" not in graph.metadata
