@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable("--out", args.out)  # before any work
     from rich.console import Console
     from rich.table import Table
 
@@ -32,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.predictor.metrics import ranking_metrics
     from nasassist_plugins.predictor.training.tasks import load_task, resolve_tasks
 
-    check_writable("--out", args.out)
     predictor = Predictor.load(args.weights) if args.weights else Predictor.load_default()
     table = Table(title=f"Zero-shot ranking quality ({args.weights or 'default weights'})")
     for column in ("task", "n", "Spearman", "Kendall τ", "NDCG@10", "P@top10%"):
