@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "from_torch": "nasassist_plugins.adapters.torch_adapter",
     "as_example_inputs": "nasassist_plugins.adapters.torch_adapter",
+    "PartialGraphWarning": "nasassist_plugins.adapters._torch_trace",
     "from_onnx": "nasassist_plugins.adapters.onnx_adapter",
     "export_onnx": "nasassist_plugins.adapters.onnx_adapter",
     "nb101_network": "nasassist_plugins.adapters.cells",
@@ -34,6 +35,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from nasassist_plugins.adapters.cells import darts_network, nb101_network, nb201_network, tnb101_network
     from nasassist_plugins.adapters.onnx_adapter import export_onnx, from_onnx
+    from nasassist_plugins.adapters._torch_trace import PartialGraphWarning
     from nasassist_plugins.adapters.torch_adapter import as_example_inputs, from_torch
 
 

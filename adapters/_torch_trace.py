@@ -29,6 +29,7 @@ import keyword
 import operator
 import re
 import threading
+import warnings
 import weakref
 from typing import Any, Iterable
 
@@ -48,9 +49,27 @@ from nasassist_plugins.adapters._torch_ops import (
     module_op,
     refine_op,
 )
+from nasassist_plugins.adapters._torch_flops import call_flops
 from nasassist_plugins.graph import ComputationalGraph
 
-__all__ = ["OnePassTracer", "is_leaf_module"]
+__all__ = ["OnePassTracer", "PartialGraphWarning", "is_leaf_module", "mark_partial"]
+
+
+def mark_partial(graph: ComputationalGraph, model_name: str, where: str) -> None:
+    """Mark ``graph`` as partial (``metadata["partial"]``) and warn, naming the module.
+
+    Called when a forward pass branched on tensor values (``if x.sum() > 0``): a trace
+    records only the branch this example input took, so other inputs may run layers the
+    graph does not have.
+    """
+    reason = (f"data-dependent control flow in {where} of {model_name}: only the branch taken for the example "
+              "input is recorded")
+    graph.metadata["partial"] = reason
+    warnings.warn(f"{model_name}: the graph may be partial: {reason}", PartialGraphWarning, stacklevel=4)
+
+
+class PartialGraphWarning(UserWarning):
+    """A traced graph records only the branches its example input took."""
 
 
 def is_leaf_module(module: nn.Module) -> bool:
@@ -148,6 +167,10 @@ def _tensors(value: Any, out: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
 def _first_shape(tensors: list[torch.Tensor]) -> tuple[int, ...] | None:
     return tuple(tensors[0].shape) if tensors else None
 
@@ -197,6 +220,7 @@ class OnePassTracer(TorchFunctionMode):
         self._counted_params: set[int] = set()
         self._params: dict[int, torch.Tensor] = {}  # trainable parameters of the model, by id
         self._thread = 0
+        self._branches: list[str] = []  # module scopes that branched on a traced tensor's value
 
     def trace(self) -> ComputationalGraph:
         """Run the model once and return its graph (the model is left as it was)."""
@@ -214,6 +238,10 @@ class OnePassTracer(TorchFunctionMode):
                     else:
                         module.__dict__["forward"] = previous
         self._add_output(result)
+        if self._branches:
+            where = ", ".join(dict.fromkeys(f"the forward of module {b!r}" if b else "the forward"
+                                            for b in self._branches))
+            mark_partial(self.graph, self.graph.name, where)
         return self.graph
 
     # ------------------------------------------------------------------ module calls
@@ -279,7 +307,8 @@ class OnePassTracer(TorchFunctionMode):
                     if any(id(t) in input_ids for t in outputs):  # in place / identity: the caller gets a fresh alias
                         output = _realias(output, input_ids)
                         outputs = _tensors(output, [])
-                    self._add_module_node(module, qualname, inputs, outputs)
+                    self._add_module_node(module, qualname, inputs, outputs,
+                                          call_flops(module, args, kwargs, _shape_of))
             finally:
                 self._leaf_depth -= 1
             return output
@@ -294,6 +323,9 @@ class OnePassTracer(TorchFunctionMode):
         result = func(*args, **kwargs)
         outputs = _tensors(result, [])
         if not outputs:
+            if (getattr(func, "__name__", "") == "__bool__" and args and id(args[0]) in self._producers
+                    and self._from_input(args[0])):
+                self._branches.append(self._scope[-1] if self._scope else "")  # ``if tensor:`` in the model
             return result
         inputs = _tensors(kwargs, _tensors(args, []))
         op, candidate = _describe_call(func)
@@ -308,6 +340,9 @@ class OnePassTracer(TorchFunctionMode):
             result = _realias(result, input_ids)
             outputs = _tensors(result, [])
         attrs = {"output_shape": _first_shape(outputs), "num_params": self._read_params(inputs)}
+        if op == "attention":
+            with _untraced():
+                attrs.update(call_flops(func, args, kwargs, _shape_of))
         index = self.graph.add_node(op, name=self._names.create(candidate), module=self._scope[-1] if self._scope else None,
                                     **attrs)
         self._connect(index, inputs)
@@ -329,8 +364,9 @@ class OnePassTracer(TorchFunctionMode):
             self._track(tensor, [index])
 
     def _add_module_node(self, module: nn.Module, qualname: str, inputs: list[torch.Tensor],
-                         outputs: list[torch.Tensor]) -> None:
+                         outputs: list[torch.Tensor], flops: dict[str, Any]) -> None:
         attrs = module_attrs(module)
+        attrs.update(flops)
         if id(module) in self._counted_modules:  # a shared module's weights count once
             attrs["num_params"] = 0
             attrs["shared_with_earlier_call"] = True
@@ -365,6 +401,22 @@ class OnePassTracer(TorchFunctionMode):
         for source in self._producers_of(inputs):
             if source != target:
                 self.graph.add_edge(source, target)
+
+    def _from_input(self, tensor: torch.Tensor) -> bool:
+        """Whether ``tensor`` depends on a model input (not only on parameters or constants)."""
+        parents: dict[int, list[int]] = {}
+        for source, target in self.graph.edges:
+            parents.setdefault(target, []).append(source)
+        seen, stack = set(), list(self._producers.get(id(tensor), ()))
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if self.graph.nodes[node].op_type == "input":
+                return True
+            stack.extend(parents.get(node, ()))
+        return False
 
     def _read_params(self, inputs: Iterable[torch.Tensor]) -> int:
         """Trainable parameters of the model read directly by this call (each counted once)."""

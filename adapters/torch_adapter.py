@@ -19,17 +19,19 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from nasassist_plugins.adapters._torch_trace import OnePassTracer, is_leaf_module
+from nasassist_plugins.adapters._torch_flops import call_flops
+from nasassist_plugins.adapters._torch_trace import OnePassTracer, is_leaf_module, mark_partial
+from nasassist_plugins.adapters._torchview import torchview_graph
 from nasassist_plugins.adapters._torch_ops import (
     PASSTHROUGH,
     refine_op,
-    function_name_op,
     function_op,
     method_op,
     module_attrs,
     module_op,
 )
 from nasassist_plugins.errors import AdapterError, AdapterTypeError
+from nasassist_plugins.validation import check_choice
 from nasassist_plugins.graph import ComputationalGraph
 
 __all__ = ["TRACER_VERSION", "from_torch", "as_example_inputs"]
@@ -57,6 +59,14 @@ def from_torch(
         method: ``"auto"`` (default: the one-pass tracer, then fx, then torchview when a
             path fails), ``"onepass"``, ``"fx"`` or ``"torchview"`` (one path only).
 
+    The example input is copied first: a model that works in place never changes the
+    caller's tensors. Recurrent layers and attention get their FLOPs counted from the
+    inputs they saw (node attribute ``flops``), or ``flops_unknown=True``.
+
+    Warns:
+        PartialGraphWarning: the forward pass branched on tensor values (``if x.sum() > 0``):
+            the graph records only the branch taken, and ``graph.metadata["partial"]`` says so.
+
     Raises:
         AdapterTypeError: ``model`` is not an ``nn.Module`` or the input is not a tensor/shape.
         AdapterError: the model fails on the input (e.g. wrong input shape), or neither
@@ -67,9 +77,9 @@ def from_torch(
             f"from_torch expects a torch.nn.Module, got {type(model).__name__}"
             + (" (did you pass the class instead of an instance?)" if isinstance(model, type) else "")
         )
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    inputs = as_example_inputs(example_input, _model_device(model))
+    check_choice("method", method, _METHODS)
+    given = as_example_inputs(example_input, _model_device(model))
+    inputs = _copies(given)  # every attempt runs on its own copy: a model that works in place
     graph_name = name or type(model).__name__
     training_modules = [m for m in _modules(model) if m.training]
     for module in training_modules:  # eval mode: dropout off, batchnorm on running stats
@@ -84,31 +94,39 @@ def from_torch(
                     raise
                 errors.append(f"one-pass: {exc}")
             except Exception as exc:  # noqa: BLE001 - the model itself failing is reported as such
-                _raise_if_forward_fails(model, inputs, graph_name)
+                _raise_if_forward_fails(model, _copies(given), graph_name)
                 if method == "onepass":
                     raise AdapterError(f"the one-pass tracer cannot trace {graph_name}: {_describe(exc)}") from exc
                 errors.append(f"one-pass: {_describe(exc)}")
         fx_error: Exception | None = None
         if method in ("auto", "fx"):
             try:
-                graph = _FxGraphBuilder(model, inputs, graph_name).build()
+                graph = _FxGraphBuilder(model, _copies(given), graph_name).build()
                 return _with_errors(_checked(graph, "torch.fx"), errors)
             except _TraceFailure as exc:
                 fx_error = exc.__cause__ or exc
                 if method == "fx":
                     raise AdapterError(f"torch.fx cannot trace {graph_name}: {_describe(fx_error)}") from exc
         try:
-            graph = _torchview_graph(model, inputs, graph_name)
+            graph = torchview_graph(model, _copies(given), graph_name)
         except Exception as exc:  # noqa: BLE001 - reported with both causes below
-            _raise_if_forward_fails(model, inputs, graph_name)
+            _raise_if_forward_fails(model, _copies(given), graph_name)
             causes = f"torch.fx: {_describe(fx_error)}; torchview: {_describe(exc)}" if fx_error else _describe(exc)
             raise AdapterError(f"cannot trace {graph_name} with torch.fx or torchview ({causes})") from exc
         if fx_error is not None:
             graph.metadata["fx_error"] = _describe(fx_error)
+            if "control flow" in str(fx_error):  # torchview recorded the branches this input took
+                mark_partial(graph, graph_name, "its forward")
         return _with_errors(_checked(graph, "torchview"), errors)
     finally:
         for module in training_modules:
             module.training = True
+
+
+def _copies(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Private copies of the example inputs: tracing never changes the caller's tensors."""
+    with torch.no_grad():
+        return tuple(t.clone() for t in inputs)
 
 
 def _with_errors(graph: ComputationalGraph, errors: list[str]) -> ComputationalGraph:
@@ -129,6 +147,9 @@ def as_example_inputs(example_input: Any, device: torch.device | None = None) ->
         shape = tuple(int(d) for d in example_input)
         if any(d <= 0 for d in shape):
             raise AdapterTypeError(f"input shape must have positive sizes, got {shape}")
+        from nasassist_plugins.cli.spec import check_input_budget
+
+        check_input_budget(shape)  # the $NASASSIST_MAX_INPUT_MB budget, before allocating
         return (torch.randn(shape, device=device),)
     if isinstance(example_input, (tuple, list)) and example_input and all(
         isinstance(t, torch.Tensor) for t in example_input
@@ -282,6 +303,7 @@ class _FxGraphBuilder:
                 attrs["num_params"] = 0
                 attrs["shared_with_earlier_call"] = True
             self._counted_modules.add(id(module))
+            attrs.update(call_flops(module, node.args, node.kwargs, _arg_shape))
             return module_op(module), str(node.target), attrs
         owner = _owning_module(node)
         if node.op == "call_method":
@@ -293,7 +315,8 @@ class _FxGraphBuilder:
             if not isinstance(source_meta, torch.Size):  # picking one output of a tuple
                 return PASSTHROUGH, owner, {}
             return "slice", owner, {}
-        return function_op(node.target), owner, {}
+        op = function_op(node.target)
+        return op, owner, call_flops(node.target, node.args, node.kwargs, _arg_shape) if op == "attention" else {}
 
     def _attr_params(self, node: fx.Node) -> int:
         """Trainable parameters read through get_attr by this node (counted once each)."""
@@ -350,6 +373,14 @@ def _shape(meta: Any) -> tuple[int, ...] | None:
     return None
 
 
+def _arg_shape(arg: Any) -> tuple[int, ...] | None:
+    """The recorded tensor shape of an fx argument (``None`` for anything but a plain tensor)."""
+    if not isinstance(arg, fx.Node):
+        return None
+    meta = arg.meta.get(_SHAPE_KEY)
+    return tuple(int(d) for d in meta) if isinstance(meta, torch.Size) else None
+
+
 def _input_shape(node: fx.Node) -> tuple[int, ...] | None:
     for arg in node.all_input_nodes:
         shape = _shape(arg.meta.get(_SHAPE_KEY))
@@ -397,101 +428,3 @@ class _ShapeRecorder(fx.Interpreter):
         result = super().run_node(n)
         n.meta[_SHAPE_KEY] = _recorded_shapes(result)
         return result
-
-
-# ----------------------------------------------------------------------------- torchview
-def _torchview_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) -> ComputationalGraph:
-    """Fallback tracer: record a real forward pass with torchview at leaf-module depth."""
-    from torchview import draw_graph
-    from torchview.computation_node import FunctionNode, ModuleNode, TensorNode
-
-    device = inputs[0].device
-    recorded = draw_graph(
-        model,
-        input_data=list(inputs),
-        depth=float("inf"),
-        device=device,
-        mode="eval",
-        hide_inner_tensors=True,
-        hide_module_functions=True,
-        save_graph=False,
-        graph_name=name,
-    )
-    modules_by_id = {id(m): (qualname, m) for qualname, m in model.named_modules()}
-    attention_modules = [(q, m) for q, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
-    graph = ComputationalGraph(name=name)
-    index: dict[int, int] = {}
-    counted: set[int] = set()
-
-    def node_index(node: Any) -> int:
-        key = id(node)
-        if key in index:
-            return index[key]
-        if isinstance(node, TensorNode):
-            is_output = "output" in node.name
-            idx = graph.add_node(
-                "output" if is_output else "input",
-                name=f"{'output' if is_output else 'input'}_{len(graph)}",
-                output_shape=tuple(node.tensor_shape),
-            )
-        elif isinstance(node, ModuleNode):
-            qualname, module = modules_by_id.get(node.compute_unit_id, (None, None))
-            if module is None:
-                idx = graph.add_node(function_name_op(node.name), name=f"{node.name}_{len(graph)}")
-            else:
-                attrs = module_attrs(module)
-                if id(module) in counted:
-                    attrs["num_params"] = 0
-                counted.add(id(module))
-                attrs["output_shape"] = _first_list_shape(node.output_shape)
-                idx = graph.add_node(module_op(module), name=f"{qualname}_{len(graph)}", module=qualname, **attrs)
-        elif isinstance(node, FunctionNode):
-            op = function_name_op(node.name)
-            attrs: dict[str, Any] = {"output_shape": _first_list_shape(node.output_shape)}
-            module_name = None
-            if op == "attention" and node.name == "multi_head_attention_forward" and attention_modules:
-                module_name, module = attention_modules.pop(0)  # calls follow definition order
-                attrs.update(module_attrs(module))
-                counted.add(id(module))
-            idx = graph.add_node(op, name=f"{node.name}_{len(graph)}", module=module_name, **attrs)
-        else:  # pragma: no cover - torchview has no other node kinds today
-            idx = graph.add_node(function_name_op(type(node).__name__), name=f"node_{len(graph)}")
-        index[key] = idx
-        return idx
-
-    for tail, head in recorded.edge_list:
-        graph.add_edge(node_index(tail), node_index(head))
-    return _without_passthrough(graph)
-
-
-def _first_list_shape(shapes: Any) -> tuple[int, ...] | None:
-    if shapes and isinstance(shapes, (list, tuple)) and isinstance(shapes[0], (list, tuple)):
-        return tuple(int(d) for d in shapes[0])
-    return None
-
-
-def _without_passthrough(graph: ComputationalGraph) -> ComputationalGraph:
-    """Remove pass-through nodes (``contiguous``, ``clone``) and wire their producers through."""
-    keep = [i for i, n in enumerate(graph.nodes) if n.op_type != PASSTHROUGH]
-    if len(keep) == len(graph.nodes):
-        return graph
-    preds: dict[int, list[int]] = {}
-    for s, t in graph.edges:
-        preds.setdefault(t, []).append(s)
-
-    def sources(i: int) -> list[int]:
-        if graph.nodes[i].op_type != PASSTHROUGH:
-            return [i]
-        return [x for p in preds.get(i, []) for x in sources(p)]
-
-    new_index = {old: new for new, old in enumerate(keep)}
-    edges = {
-        (new_index[s], new_index[t])
-        for t in keep
-        for p in preds.get(t, [])
-        for s in sources(p)
-        if s != t
-    }
-    return ComputationalGraph.from_parts(
-        [graph.nodes[i] for i in keep], sorted(edges), name=graph.name, metadata=graph.metadata
-    )

@@ -16,6 +16,7 @@ from nasassist_plugins import __version__
 from nasassist_plugins.cli import evaluate_command, graph_command, train_command
 from nasassist_plugins.cli import relevance_command, score_command, embed_command
 from nasassist_plugins.cli import improve_command
+from nasassist_plugins.cli.arguments import OneLineParser
 from nasassist_plugins.errors import NASAssistError
 
 _COMMANDS = (graph_command, train_command, evaluate_command, relevance_command, score_command, embed_command,
@@ -23,7 +24,7 @@ _COMMANDS = (graph_command, train_command, evaluate_command, relevance_command, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nasassist",
         description="NAS-Assist: computational graphs, zero-shot scores and search helpers for neural architectures.",
     )

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nasassist_plugins.cli.arguments import JOBS, SEED, integer
 from nasassist_plugins.cli.outputs import add_output_arguments, report_paths
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor, make_console
 from nasassist_plugins.errors import CommandError
@@ -26,13 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", type=Path, required=True, help="benchmark data directory (e.g. ../shared/data)")
     parser.add_argument("--families", default="nb201", help="families or tasks, comma-separated (default nb201)")
-    parser.add_argument("--limit", type=int, default=500, help="architectures per task (random subset; default 500)")
+    parser.add_argument("--limit", type=integer(minimum=1), default=500, help="architectures per task (random subset; default 500)")
     add_weights_argument(parser)
     add_output_arguments(parser, png="embedding_map.png", json_name=None)
     parser.add_argument("--path", type=Path, help="JSON list of graph JSON files or SPEC strings to draw as a path")
     parser.add_argument("--input-shape", help="input shape for SPEC strings in --path (e.g. 1,3,32,32)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1, help="processes for tracing uncached benchmark graphs")
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--jobs", type=JOBS, default=1, help="processes for tracing uncached benchmark graphs")
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from nasassist_plugins.cli.outputs import check_writable
 from nasassist_plugins.errors import NASAssistError
 from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.graph.draw import ENGINES
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.suffix.lower() not in {".json", ".png"}:
         raise NASAssistError(f"--out must end in .json or .png, got {args.out}")
+    check_writable("--out", args.out)
     resolved = load_model_spec(args.spec, args.input_shape)
     graph = resolved.graph
     console = Console()
@@ -68,6 +70,11 @@ def summary_table(graph: ComputationalGraph) -> Table:
     table.add_row("parameters", f"{s.num_parameters:,}")
     table.add_row("FLOPs per sample (conv + matmul)", f"{s.matmul_flops:,}")
     table.add_row("FLOPs incl. element-wise ops", f"{s.flops:,}")
+    if s.flops_unknown:
+        table.add_row("FLOPs unknown (not counted)", ", ".join(s.flops_unknown[:8])
+                      + (f" and {len(s.flops_unknown) - 8} more" if len(s.flops_unknown) > 8 else ""))
+    if s.partial:
+        table.add_row("partial graph", s.partial)
     table.add_row("tracer", str(graph.metadata.get("tracer", "-")))
     table.add_row("WL hash", graph.wl_hash())
     table.add_row("op counts", ", ".join(f"{op} {n}" for op, n in s.op_counts.items()))

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from nasassist_plugins.cli.arguments import POSITIVE, SEED, integer, number
+from nasassist_plugins.cli.outputs import check_writable
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor
 from nasassist_plugins.errors import CommandError
 
@@ -33,24 +35,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("spec", metavar="FILE.py:CLASS")
     parser.add_argument("--input-shape", required=True, help="example input shape, e.g. 1,3,32,32")
-    parser.add_argument("--threshold", type=float, help="stop when a proposal's predicted score reaches this value")
-    parser.add_argument("--max-iter", type=int, default=10, help="MAX_ITERATION of Algorithm 3 (default 10)")
-    parser.add_argument("--param-budget", type=float, default=0.5, help="allowed parameter change, fraction (default 0.5)")
+    parser.add_argument("--threshold", type=number(), help="stop when a proposal's predicted score reaches this value")
+    parser.add_argument("--max-iter", type=integer(minimum=1, maximum=10_000), default=10, help="MAX_ITERATION of Algorithm 3 (default 10)")
+    parser.add_argument("--param-budget", type=POSITIVE, default=0.5, help="allowed parameter change, fraction (default 0.5)")
     parser.add_argument("--llm-model", help="model name on an OpenAI-compatible server (with --base-url)")
     parser.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:11434/v1")
     parser.add_argument("--api-key-env", default="NASASSIST_LLM_API_KEY",
                         help="environment variable holding the API key (default NASASSIST_LLM_API_KEY)")
-    parser.add_argument("--llm-timeout", type=float, default=60.0,
+    parser.add_argument("--llm-timeout", type=POSITIVE, default=60.0,
                         help="total seconds per LLM request, connecting to last byte (default 60)")
-    parser.add_argument("--llm-budget", type=float, default=600.0,
+    parser.add_argument("--llm-budget", type=POSITIVE, default=600.0,
                         help="total seconds for all LLM requests of the run, retries and backoffs included (default 600)")
-    parser.add_argument("--max-llm-calls", type=int, default=40, help="cap on LLM requests, retries included (default 40)")
-    parser.add_argument("--sandbox-timeout", type=float, default=60.0, help="wall-clock seconds per sandboxed build (default 60)")
-    parser.add_argument("--sandbox-memory-mb", type=float, default=2048.0, help="memory for a sandboxed build (default 2048)")
+    parser.add_argument("--max-llm-calls", type=integer(minimum=1), default=40, help="cap on LLM requests, retries included (default 40)")
+    parser.add_argument("--sandbox-timeout", type=POSITIVE, default=60.0, help="wall-clock seconds per sandboxed build (default 60)")
+    parser.add_argument("--sandbox-memory-mb", type=number(low=64.0), default=2048.0,
+                        help="memory for a sandboxed build, at least 64 (default 2048)")
     parser.add_argument("--unsafe-weak-sandbox", action="store_true",
                         help="UNSAFE: where bubblewrap is unavailable, run LLM-written code in a plain child process "
                              "(no namespaces, no private file system); by default it is not run at all")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     add_weights_argument(parser)
     parser.add_argument("--out", type=Path, help="write the best source to this file")
     parser.add_argument("--json", type=Path, help="write the result and history as JSON")
@@ -82,14 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
     path, entry = _split_spec(args.spec)
     shape = parse_input_shape(args.input_shape)
-    if args.max_iter < 1:
-        raise CommandError(f"--max-iter must be positive, got {args.max_iter}")
     if bool(args.llm_model) != bool(args.base_url):
         raise CommandError("--llm-model and --base-url go together (give both, or neither for the offline mutator)")
-    for flag, value in (("--llm-timeout", args.llm_timeout), ("--llm-budget", args.llm_budget),
-                        ("--sandbox-timeout", args.sandbox_timeout), ("--sandbox-memory-mb", args.sandbox_memory_mb)):
-        if not value > 0:
-            raise CommandError(f"{flag} must be positive, got {value}")
+    check_writable("--out", args.out)
+    check_writable("--json", args.json)
     source = path.read_text(encoding="utf-8")
     predictor = load_predictor(args.weights)
     sandbox = Sandbox(SandboxLimits(wall_s=args.sandbox_timeout, cpu_s=args.sandbox_timeout,

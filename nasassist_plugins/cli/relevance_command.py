@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from nasassist_plugins.cli.arguments import integer
 from nasassist_plugins.cli.outputs import add_output_arguments, report_paths
 from nasassist_plugins.cli.score_command import add_weights_argument, load_predictor, make_console
 from nasassist_plugins.errors import CommandError
@@ -28,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-shape", help="example input shape, e.g. 1,3,32,32 (cells default to 1,3,32,32)")
     add_weights_argument(parser)
     parser.add_argument("--data-driven", choices=("synflow", "snip"), help="also compute per-module saliency")
-    parser.add_argument("--saliency-batch", type=int, default=8, help="batch size for --data-driven (default 8)")
+    parser.add_argument("--saliency-batch", type=integer(minimum=1), default=8, help="batch size for --data-driven (default 8)")
     add_output_arguments(parser, png="relevance.png", json_name="relevance.json")
-    parser.add_argument("--top", type=int, default=40, help="layers shown in the table and chart (largest |drop|; default 40)")
+    parser.add_argument("--top", type=integer(minimum=1), default=40, help="layers shown in the table and chart (largest |drop|; default 40)")
     parser.set_defaults(func=run)
 
 

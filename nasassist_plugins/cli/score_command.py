@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from nasassist_plugins.cli.arguments import integer
+from nasassist_plugins.cli.outputs import check_writable
 from nasassist_plugins.errors import CommandError, MissingWeightsError
 
 
@@ -69,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-shape", help="example input shape, e.g. 1,3,32,32 (cells default to 1,3,32,32)")
     add_weights_argument(parser)
     parser.add_argument("--proxies", help="zero-cost proxies to compute, comma-separated (e.g. synflow,nwot), or 'all'")
-    parser.add_argument("--proxy-batch", type=int, default=16, help="batch size of the proxies' synthetic batch (default 16)")
+    parser.add_argument("--proxy-batch", type=integer(minimum=1, maximum=4096), default=16, help="batch size of the proxies' synthetic batch (default 16)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     parser.set_defaults(func=run)
 
@@ -77,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nasassist_plugins.cli.spec import load_model_spec
 
+    check_writable("--json", args.json)
     predictor = load_predictor(args.weights)
     resolved = load_model_spec(args.spec, args.input_shape)
     result = score_graph(predictor, resolved.graph, resolved.model, resolved.input_shape)

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from nasassist_plugins.cli.arguments import JOBS, POSITIVE, SEED, integer
+from nasassist_plugins.cli.outputs import check_writable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,16 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-families", default="all", help="families or tasks, comma-separated (default: all)")
     parser.add_argument("--leave-out", help="family to exclude from training (leave-family-out)")
     parser.add_argument("--out", type=Path, required=True, help="output directory for predictor.safetensors")
-    parser.add_argument("--limit-per-task", type=int, default=3000, help="labelled architectures per task (random)")
-    parser.add_argument("--tnb-limit", type=int, default=1000,
+    parser.add_argument("--limit-per-task", type=integer(minimum=1), default=3000, help="labelled architectures per task (random)")
+    parser.add_argument("--tnb-limit", type=integer(minimum=1), default=1000,
                         help="architectures per TransNAS-Bench-101 task (its 7 tasks share the same cells)")
-    parser.add_argument("--unlabelled", type=int, default=500, help="random unlabelled cells per family for pre-training")
-    parser.add_argument("--zoo", type=int, default=100, help="generated ResNet/MobileNet/Inception/MLP/ViT models")
-    parser.add_argument("--pretrain-epochs", type=int, default=3)
-    parser.add_argument("--supervised-epochs", type=int, default=6)
-    parser.add_argument("--max-minutes", type=float, default=50.0, help="overall time budget for the training steps")
-    parser.add_argument("--jobs", type=int, default=2, help="processes for tracing benchmark graphs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unlabelled", type=integer(minimum=0), default=500, help="random unlabelled cells per family for pre-training")
+    parser.add_argument("--zoo", type=integer(minimum=0), default=100, help="generated ResNet/MobileNet/Inception/MLP/ViT models")
+    parser.add_argument("--pretrain-epochs", type=integer(minimum=0), default=3)
+    parser.add_argument("--supervised-epochs", type=integer(minimum=1), default=6)
+    parser.add_argument("--max-minutes", type=POSITIVE, default=50.0, help="overall time budget for the training steps")
+    parser.add_argument("--jobs", type=JOBS, default=2, help="processes for tracing benchmark graphs")
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--fused", action="store_true",
                         help="train the fused zero-shot score (training-free anchor + learned correction) from the "
                              "suite values in --suite, with a leave-family-out report; the other size options above "
@@ -74,6 +77,7 @@ def run_fused(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable("--out", args.out, folder=True)
     if args.fused:
         return run_fused(args)
     from nasassist_plugins.families import sample_graphs

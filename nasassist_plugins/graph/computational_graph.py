@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from nasassist_plugins.errors import GraphError
-from nasassist_plugins.graph.node_stats import MATMUL_OPS, node_flops, node_numeric_features
+from nasassist_plugins.graph.node_stats import MATMUL_OPS, flops_unknown, node_flops, node_numeric_features
 from nasassist_plugins.graph.ops import OP_VOCABULARY, is_known_op, is_weighted_op
 from nasassist_plugins.graph.validation import check_finite, checked_attr
 
@@ -131,6 +131,11 @@ class GraphSummary:
     #: FLOPs of convolutions, linear layers and attention only, as the ``flops`` proxy
     #: (torch's ``FlopCounterMode``) counts them, leaving element-wise ops out.
     matmul_flops: int = 0
+    #: Names of the nodes whose FLOPs are unknown (left out of both counts, not guessed).
+    flops_unknown: tuple[str, ...] = ()
+    #: Why the graph may not be the whole model (e.g. data-dependent control flow seen
+    #: while tracing: only the branch taken is recorded); empty when it is whole.
+    partial: str = ""
 
 
 class ComputationalGraph:
@@ -317,6 +322,8 @@ class ComputationalGraph:
             op_counts=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             unknown_ops=tuple(sorted({n.op_type for n in self._nodes if not n.known})),
             matmul_flops=self.matmul_flops,
+            flops_unknown=tuple(n.name or n.op_type for n in self._nodes if flops_unknown(n)),
+            partial=str(self.metadata.get("partial") or ""),
         )
 
     # ------------------------------------------------------------------ conversions

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 if TYPE_CHECKING:
     from nasassist_plugins.graph.computational_graph import Node
 
-__all__ = ["MATMUL_OPS", "node_flops", "node_numeric_features"]
+__all__ = ["MATMUL_OPS", "flops_unknown", "node_flops", "node_numeric_features"]
 
 
 def _prod(values: Iterable[int]) -> int:
@@ -30,19 +30,37 @@ def _per_sample_size(shape: Any) -> int:
 
 _CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "conv_transpose2d"})
 #: Ops whose FLOPs the ``flops`` proxy (torch's ``FlopCounterMode``) counts: matrix products only.
-MATMUL_OPS = _CONV_OPS | {"linear", "attention"}
+#: Recurrent layers: their FLOPs depend on the sequence length, so only the tracer (which
+#: sees the input) can count them; without a recorded ``flops`` attribute they are unknown.
+RECURRENT_OPS = frozenset({"lstm", "gru", "rnn", "lstmcell", "grucell", "rnncell"})
+MATMUL_OPS = _CONV_OPS | RECURRENT_OPS | {"linear", "attention"}
 _NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "instancenorm"})
 _FREE_OPS = frozenset(
     {"reshape", "flatten", "transpose", "identity", "dropout", "input", "output", "slice", "split", "concat", "zero"}
 )
 
 
+def flops_unknown(node: Node) -> bool:
+    """True when the node's FLOPs cannot be known from the graph (a recurrent layer, or an
+    attention call, that the tracer could not count); :func:`node_flops` gives 0 for it."""
+    a = node.attrs
+    if a.get("flops") is not None:
+        return False
+    return bool(a.get("flops_unknown")) or node.op_type in RECURRENT_OPS
+
+
 def node_flops(node: Node) -> int:
-    """Floating-point operations of one node for one sample (a measured ``flops`` attr wins)."""
+    """Floating-point operations of one node for one sample (a measured ``flops`` attr wins).
+
+    A node whose count is unknown (:func:`flops_unknown`) contributes 0 and is listed by
+    :meth:`ComputationalGraph.summary` as such, never guessed from its output size.
+    """
     a = node.attrs
     measured = a.get("flops")
     if measured is not None:
         return int(measured)
+    if flops_unknown(node):
+        return 0
     op = node.op_type
     if op in _FREE_OPS:
         return 0

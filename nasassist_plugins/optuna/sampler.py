@@ -38,7 +38,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nasassist_plugins.errors import ConfigurationError, SearchError
+from nasassist_plugins.errors import ConfigurationError, ConfigurationTypeError, SearchError
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.optuna._candidate_trial import CandidateTrial
 from nasassist_plugins.optuna._objectives import is_feasible, objective_set, predicted_constraints
@@ -46,6 +46,7 @@ from nasassist_plugins.optuna._objectives import store_constraints, store_predic
 from nasassist_plugins.search.candidates import contains, params_key
 from nasassist_plugins.search.config import PlannerConfig
 from nasassist_plugins.search.space import SearchSpace
+from nasassist_plugins.validation import check_integer
 
 _logger = logging.getLogger(__name__)
 
@@ -123,7 +124,10 @@ class NASAssistSampler(BaseSampler):
         max_latency_ms: float | None = None,
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         pareto_rule: str = "ehvi",
+        **unknown: Any,
     ) -> None:
+        if unknown:  # e.g. NASAssistSampler(kappa=2): name the argument, point planner settings to config
+            raise _unknown_arguments(unknown)
         if build_model is not None and not callable(build_model):
             raise ConfigurationError(f"build_model must be a function of a trial, got {type(build_model).__name__}")
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
@@ -132,8 +136,7 @@ class NASAssistSampler(BaseSampler):
             raise ConfigurationError("proposer must have a propose_params(parents, distributions, n, rng) method")
         if base_sampler is not None and not isinstance(base_sampler, BaseSampler):
             raise ConfigurationError(f"base_sampler must be an optuna sampler, got {type(base_sampler).__name__}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigurationError(f"seed must be an integer or None, got {seed!r}")
+        check_integer("seed", seed, minimum=0, maximum=2**32 - 1, optional=True)  # numpy's seed range
         if constraints_func is not None and not callable(constraints_func):
             raise ConfigurationError("constraints_func must be a function of a FrozenTrial returning a sequence of floats")
         from nasassist_plugins.search.pareto import PARETO_RULES
@@ -441,6 +444,13 @@ class _OptunaSource:
         except Exception as exc:  # user code: the planner skips this candidate and says why
             raise SearchError(f"build_model raised {type(exc).__name__}: {exc}") from None
         return dict(candidate.params), model
+
+
+def _unknown_arguments(unknown: Mapping[str, Any]) -> ConfigurationTypeError:
+    names = sorted(unknown)
+    planner = [n for n in names if n in PlannerConfig.__dataclass_fields__]
+    hint = f"; planner settings go in config={{{planner[0]!r}: ...}} (see PlannerConfig)" if planner else ""
+    return ConfigurationTypeError(f"NASAssistSampler got unexpected argument(s) {', '.join(names)}{hint}")
 
 
 @contextlib.contextmanager

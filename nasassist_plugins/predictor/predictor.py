@@ -23,6 +23,7 @@ import torch.nn as nn
 from nasassist_plugins.errors import PredictorError
 from nasassist_plugins.graph import ComputationalGraph
 from nasassist_plugins.predictor import persistence, zero_shot
+from nasassist_plugins.predictor.arguments import check_fit_arguments, check_items
 from nasassist_plugins.predictor.clustering import SoftClusterer
 from nasassist_plugins.predictor.coarsen import coarsen
 from nasassist_plugins.predictor.encoded import (
@@ -216,6 +217,7 @@ class Predictor:
     # ------------------------------------------------------------------ inference
     def embed(self, items: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> np.ndarray:
         """512-d embeddings, shape (n, 512)."""
+        items = check_items("embed", items, batch_size=batch_size)
         graphs = self.to_graphs(items, example_input)
         return self._embed_coarse([coarsen(g) for g in graphs], batch_size).numpy()
 
@@ -229,6 +231,7 @@ class Predictor:
         graph conversion and encoding only once. ``features`` are optional extra
         per-architecture features (see :meth:`fit`).
         """
+        items = check_items("encode", items, batch_size=batch_size)
         return self._encode_graphs(self.to_graphs(items, example_input), batch_size, features)
 
     def predict(
@@ -252,6 +255,7 @@ class Predictor:
         fitted with extra ``features`` (e.g. zero-cost proxies) needs the same features, in
         the same order, for the items scored.
         """
+        items = check_items("predict", items, batch_size=batch_size, seed=seed)
         result = self.score(items, example_input, batch_size=batch_size, features=features, batch=batch,
                             suite=suite, context=context, population=population, seed=seed)
         return result.score, result.std
@@ -299,7 +303,7 @@ class Predictor:
         (benchmark architectures, with smooth tails beyond their range), so a single model
         gets a score that does not depend on what it is scored with.
         """
-        items = list(items)
+        items = check_items("score", items, batch_size=batch_size, seed=seed)
         if suite is not None and len(suite) != len(items):
             raise PredictorError(f"suite has {len(suite)} entries for {len(items)} items")
         graphs = self.to_graphs(items, example_input)
@@ -405,6 +409,7 @@ class Predictor:
         at zero (so the zero-shot prediction is the starting point) and are learned
         here; later ``predict`` calls need the same features.
         """
+        y = check_fit_arguments(values, epochs=epochs, lr=lr, max_seconds=max_seconds, seed=seed)
         if isinstance(items, EncodedArchitectures):
             encoded = items
             if features is not None:
@@ -416,13 +421,10 @@ class Predictor:
             self._adopt_features(encoded.features, names)
             self.extra_scaler.fit(encoded.features.numpy())
         z, x = encoded.embeddings, self._full_inputs(encoded)
-        y = np.asarray(values, dtype=np.float64).reshape(-1)
         if z.shape[0] != y.shape[0]:
             raise PredictorError(f"fit got {z.shape[0]} architectures but {y.shape[0]} values")
         if y.shape[0] < 2:
             raise PredictorError("fit needs at least 2 labelled architectures")
-        if not np.all(np.isfinite(y)):
-            raise PredictorError("fit values must be finite numbers (got NaN or inf)")
         offset, scale = float(np.mean(y)), float(np.std(y)) or 1.0
         target = torch.tensor((y - offset) / scale, dtype=torch.float32)
         if refit_gate and y.shape[0] >= 20:

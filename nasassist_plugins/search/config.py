@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from nasassist_plugins.errors import ConfigurationError, SearchError
+from nasassist_plugins.validation import check_integer, check_number
 
 __all__ = ["ACQUISITIONS", "FINE_TUNE_MODES", "PlannerConfig"]
 
@@ -187,16 +188,12 @@ def check_quantile(value: Any, what: str, error: type[Exception] = SearchError) 
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_integer(name, value, minimum=minimum)
 
 
 def _check_number(name: str, value: Any, *, minimum: float, maximum: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= float(value) <= maximum:
-        bounds = f"in [{minimum:g}, {maximum:g}]" if math.isfinite(maximum) else f">= {minimum:g}"
-        raise ConfigurationError(f"{name} must be a number {bounds}, got {value!r}")
+    check_number(name, value, low=minimum, high=maximum if math.isfinite(maximum) else None)
 
 
 def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+    check_number(name, value, low=0.0, low_open=True)
