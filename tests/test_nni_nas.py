@@ -156,8 +156,9 @@ def test_strategy_runs_a_sequential_experiment_and_never_submits_below_the_quant
     assert _distinct(strategy)
     for record in strategy.history:
         assert record["threshold"] is not None
-        assert record["predicted_mean"] >= record["threshold"] - 1e-9
-        assert record["pool_quantile"] >= 0.5  # the chosen one is at or above the pool's median
+        if record["zero_shot_stage"] == 1:  # a stage-2 (model) score may be on another scale than the cut
+            assert record["predicted_mean"] >= record["threshold"] - 1e-9
+        assert record["pool_quantile"] >= 0.5  # the chosen one passed the pool's median cut (stage-1 scores)
     assert max(r["n_candidates"] for r in strategy.history) > 1
     assert any(r["origin"] == "mutation" for r in strategy.history)
     # fine-tuning started once enough models finished

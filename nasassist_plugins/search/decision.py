@@ -47,7 +47,8 @@ class Decision(Choice):
         threshold: the quantile below which candidates were excluded (``None``: no filter).
         n_candidates: size of the scored pool (after de-duplication).
         fine_tuned_on: results the surrogate was fitted on (0: zero-shot).
-        pool_quantile: share of the pool predicted no better than the chosen candidate.
+        pool_quantile: share of the pool predicted no better than the chosen candidate (on the stage-1
+            scores, which the threshold also refers to).
         pool_origins: how many pool candidates came from each origin.
         plan_seconds: wall time of the decision.
         alternatives: the next choices, best first (for a front end whose first choice

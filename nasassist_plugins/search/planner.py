@@ -252,6 +252,7 @@ class Planner:
         mean, std = surrogate.predict(unique)
         explore = not given and len(observed) + len(censored) < config.n_exploration_trials
         best = max(observed.values()) if (observed and surrogate.is_fine_tuned) else None
+        stage1 = None
         if config.use_predictor or given:
             ranking = rank_candidates(mean, std, prune_quantile=None if given else config.prune_quantile,
                                       rule=config.acquisition,
@@ -260,6 +261,9 @@ class Planner:
             shortlist = order[: config.shortlist_size]
             if shortlist and self._rescore([unique[i] for i in shortlist], pool, source):
                 mean_s, std_s = surrogate.predict([unique[i] for i in shortlist])
+                # the shortlist passed the pool's cut on the stage-1 scores; stage 2 (possibly on another
+                # scale, e.g. the fused score) only re-orders it, and the pool statistics stay on stage 1
+                stage1 = mean
                 mean, std = mean.copy(), std.copy()
                 mean[shortlist], std[shortlist] = mean_s, std_s
                 if not explore:  # re-rank the shortlist with the refined scores
@@ -268,7 +272,7 @@ class Planner:
                     order = [shortlist[i] for i in inner.order] + order[len(shortlist):]
         else:  # ablation: the candidate machinery without the predictor's choice
             order, threshold = list(rng.permutation(len(unique))), -np.inf
-        return self._decision(unique, pool, order, mean, std, threshold)
+        return self._decision(unique, pool, order, mean, std, threshold, stage1)
 
     def _unique(self, keys: list[str], exclude_archs: set[str]) -> tuple[list[str], np.ndarray]:
         """Isomorphic candidates count once; flags for the copies of what ran or runs (ranked last)."""
@@ -284,8 +288,9 @@ class Planner:
         return unique, np.array([surrogate.arch(k) in done_archs for k in unique], dtype=bool)
 
     def _decision(self, unique: list[str], pool: Mapping[str, tuple[dict[str, Any], str]], order: Sequence[int],
-                  mean: np.ndarray, std: np.ndarray, threshold: float) -> Decision:
-        """The :class:`Decision` for ``order`` (ranked positions in ``unique``; ``mean``/``std`` per position)."""
+                  mean: np.ndarray, std: np.ndarray, threshold: float, stage1: np.ndarray | None = None) -> Decision:
+        """The :class:`Decision` for ``order`` (ranked positions in ``unique``; ``mean``/``std`` per position;
+        ``stage1``: the pool's stage-1 scores, which ``threshold`` and the pool quantile refer to)."""
         surrogate = self.surrogate
         zero_shot, _ = surrogate.zero_shot(unique)
         origins: dict[str, int] = {}
@@ -299,13 +304,14 @@ class Planner:
                           zero_shot=float(zero_shot[i]), zero_shot_stage=surrogate.zero_shot_stage(key))
 
         first = order[0]
-        finite = np.asarray(mean)[np.isfinite(mean)]
+        pool_mean = np.asarray(mean if stage1 is None else stage1)
+        finite = pool_mean[np.isfinite(pool_mean)]
         return Decision(
             **asdict(choice(first)),
             threshold=float(threshold) if threshold is not None and np.isfinite(threshold) else None,
             n_candidates=len(unique),
             fine_tuned_on=surrogate.n_fitted,
-            pool_quantile=float(np.mean(finite <= mean[first])) if finite.size else 1.0,
+            pool_quantile=float(np.mean(finite <= pool_mean[first])) if finite.size else 1.0,
             pool_origins=origins,
             alternatives=[choice(i) for i in order[1: 1 + max(self.config.shortlist_size, 8)]],
         )
