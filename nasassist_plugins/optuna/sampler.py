@@ -26,11 +26,10 @@ Any failure inside the sampler marks the trial FAIL with the reason (system attr
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from optuna.distributions import BaseDistribution
@@ -38,11 +37,21 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nasassist_plugins.errors import ConfigurationError, ConfigurationTypeError, SearchError
+from nasassist_plugins.errors import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    SearchError,
+)
 from nasassist_plugins.optuna import _attrs
 from nasassist_plugins.optuna._candidate_trial import CandidateTrial
-from nasassist_plugins.optuna._objectives import is_feasible, objective_set, predicted_constraints
-from nasassist_plugins.optuna._objectives import store_constraints, store_predictions
+from nasassist_plugins.optuna._heartbeat import beating
+from nasassist_plugins.optuna._objectives import (
+    is_feasible,
+    objective_set,
+    predicted_constraints,
+    store_constraints,
+    store_predictions,
+)
 from nasassist_plugins.search.candidates import contains, params_key
 from nasassist_plugins.search.config import PlannerConfig
 from nasassist_plugins.search.space import SearchSpace
@@ -216,7 +225,7 @@ class NASAssistSampler(BaseSampler):
                 )
             if self._plan_of(trial) or _attrs.DECISION in trial.system_attrs:
                 return  # planned already (e.g. a trial asked again)
-            with self._lock, _beating(study._storage, trial._trial_id):
+            with self._lock, beating(study._storage, trial._trial_id):
                 self._plan_trial(study, trial)
         except Exception as exc:
             _fail_trial(study, trial, exc)
@@ -451,39 +460,6 @@ def _unknown_arguments(unknown: Mapping[str, Any]) -> ConfigurationTypeError:
     planner = [n for n in names if n in PlannerConfig.__dataclass_fields__]
     hint = f"; planner settings go in config={{{planner[0]!r}: ...}} (see PlannerConfig)" if planner else ""
     return ConfigurationTypeError(f"NASAssistSampler got unexpected argument(s) {', '.join(names)}{hint}")
-
-
-@contextlib.contextmanager
-def _beating(storage: Any, trial_id: int) -> Iterator[None]:
-    """Keep the trial's heartbeat fresh while it is planned, as Optuna does while it runs.
-
-    Optuna starts its heartbeat thread only after ``ask()`` (hence after planning): without
-    this, a long first plan (e.g. importing scikit-learn) would look like a dead worker, and
-    a worker killed while planning would leave no heartbeat at all. A no-op for storages
-    without heartbeats.
-    """
-    interval = getattr(storage, "get_heartbeat_interval", None)  # RDB storages (and their cache)
-    seconds = interval() if callable(interval) and callable(getattr(storage, "record_heartbeat", None)) else None
-    if seconds is None:
-        yield
-        return
-    storage.record_heartbeat(trial_id)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(seconds):
-            try:
-                storage.record_heartbeat(trial_id)
-            except Exception:  # noqa: BLE001 - e.g. the trial was failed meanwhile; planning reports it
-                return
-
-    thread = threading.Thread(target=beat, name=f"nasassist-heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _fail_trial(study: Study, trial: FrozenTrial, exc: BaseException) -> None:
