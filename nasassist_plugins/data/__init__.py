@@ -37,79 +37,6 @@ CURVE_SETS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class DigitsCurves:
-    """Per-epoch learning curves of NB201 cell networks on scikit-learn digits.
-
-    Attributes:
-        arch_strs: NB201 cell strings, one per network (all distinct).
-        val_acc: ``[n_arch, n_epochs]`` validation accuracy (fraction in [0, 1]) after each epoch.
-        train_loss: ``[n_arch, n_epochs]`` mean training cross-entropy of each epoch.
-        epoch_time: ``[n_arch, n_epochs]`` wall seconds of each epoch (training + validation).
-        n_params: ``[n_arch]`` parameter counts.
-        metadata: dataset, split, network, optimiser, epochs, seeds, versions, generation command.
-    """
-
-    arch_strs: list[str]
-    val_acc: np.ndarray
-    train_loss: np.ndarray
-    epoch_time: np.ndarray
-    n_params: np.ndarray
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def n_archs(self) -> int:
-        return self.val_acc.shape[0]
-
-    @property
-    def n_epochs(self) -> int:
-        return self.val_acc.shape[1]
-
-
-def load_digits_curves(path: str | Path | None = None) -> DigitsCurves:
-    """Load the digits learning curves (the packaged file unless ``path`` is given).
-
-    The file is read with ``allow_pickle=False``.
-
-    Raises:
-        FileNotFoundError: when the file is missing (e.g. package data not installed).
-        ValueError: when the arrays' shapes disagree.
-    """
-    if path is None:
-        ref = resources.files(__name__).joinpath(DIGITS_CURVES_FILE)
-        with resources.as_file(ref) as p:
-            return _read(Path(p))
-    return _read(Path(path))
-
-
-def _read(path: Path) -> DigitsCurves:
-    arrays = _read_arrays(path, "arch_strs", "benchmarks/generate_digits_curves.py")
-    return DigitsCurves(arch_strs=arrays.pop("labels"), **arrays)
-
-
-def _read_arrays(path: Path, labels: str, script: str) -> dict:
-    """The arrays of one curve file (labels under ``labels``), shapes checked against each other."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; regenerate it with {script} or install the package with its data files")
-    with np.load(path, allow_pickle=False) as z:
-        arrays = dict(
-            labels=[str(c) for c in z[labels]],
-            val_acc=z["val_acc"].astype(np.float64),
-            train_loss=z["train_loss"].astype(np.float64),
-            epoch_time=z["epoch_time"].astype(np.float64),
-            n_params=z["n_params"].astype(np.int64),
-            metadata=json.loads(str(z["metadata"])),
-        )
-    n = len(arrays["labels"])
-    for field_name in ("val_acc", "train_loss", "epoch_time"):
-        arr = arrays[field_name]
-        if arr.ndim != 2 or arr.shape != arrays["val_acc"].shape or arr.shape[0] != n:
-            raise ValueError(f"{path}: {field_name} has shape {arr.shape}, expected ({n}, n_epochs)")
-    if arrays["n_params"].shape != (n,):
-        raise ValueError(f"{path}: n_params has shape {arrays['n_params'].shape}, expected ({n},)")
-    return arrays
-
-
-@dataclass(frozen=True)
 class CurveSet:
     """Per-epoch learning curves of one shipped set (see :data:`CURVE_SETS`).
 
@@ -141,6 +68,35 @@ class CurveSet:
         return self.val_acc.shape[1]
 
 
+class DigitsCurves(CurveSet):
+    """The ``digits_nb201`` set: per-epoch learning curves of NB201 cell networks on scikit-learn digits.
+
+    A :class:`CurveSet` whose ``configs`` are NB201 cell strings (all distinct), also
+    available as ``arch_strs``; ``n_archs`` is ``n_runs``.
+    """
+
+    @property
+    def arch_strs(self) -> list[str]:
+        return self.configs
+
+    @property
+    def n_archs(self) -> int:
+        return self.n_runs
+
+
+def load_digits_curves(path: str | Path | None = None) -> DigitsCurves:
+    """Load the digits learning curves (the packaged file unless ``path`` is given).
+
+    The file is read with ``allow_pickle=False``.
+
+    Raises:
+        FileNotFoundError: when the file is missing (e.g. package data not installed).
+        ValueError: when the arrays' shapes disagree.
+    """
+    arrays = _read_arrays(path, DIGITS_CURVES_FILE, "arch_strs", CURVE_SETS["digits_nb201"][1])
+    return DigitsCurves(name="digits_nb201", configs=arrays.pop("labels"), **arrays)
+
+
 def load_curve_set(name: str, path: str | Path | None = None) -> CurveSet:
     """Load a shipped learning-curve set by name (the packaged file unless ``path`` is given).
 
@@ -153,17 +109,35 @@ def load_curve_set(name: str, path: str | Path | None = None) -> CurveSet:
 
     if name not in CURVE_SETS:
         raise ConfigurationError(f"unknown curve set {name!r}; choose from {sorted(CURVE_SETS)}")
-    file_name, script = CURVE_SETS[name]
     if name == "digits_nb201":
-        d = load_digits_curves(path)
-        return CurveSet(name, list(d.arch_strs), d.val_acc, d.train_loss, d.epoch_time, d.n_params, d.metadata)
-    if path is None:
-        ref = resources.files(__name__).joinpath(file_name)
-        with resources.as_file(ref) as p:
-            return _read_set(name, Path(p), script)
-    return _read_set(name, Path(path), script)
-
-
-def _read_set(name: str, path: Path, script: str) -> CurveSet:
-    arrays = _read_arrays(path, "configs", script)
+        return load_digits_curves(path)
+    file_name, script = CURVE_SETS[name]
+    arrays = _read_arrays(path, file_name, "configs", script)
     return CurveSet(name=name, configs=arrays.pop("labels"), **arrays)
+
+
+def _read_arrays(path: str | Path | None, file_name: str, labels: str, script: str) -> dict:
+    """The arrays of one curve file (``path``, else the packaged ``file_name``; labels under ``labels``)."""
+    if path is None:
+        with resources.as_file(resources.files(__name__).joinpath(file_name)) as packaged:
+            return _read_arrays(Path(packaged), file_name, labels, script)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; regenerate it with {script} or install the package with its data files")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = dict(
+            labels=[str(c) for c in z[labels]],
+            val_acc=z["val_acc"].astype(np.float64),
+            train_loss=z["train_loss"].astype(np.float64),
+            epoch_time=z["epoch_time"].astype(np.float64),
+            n_params=z["n_params"].astype(np.int64),
+            metadata=json.loads(str(z["metadata"])),
+        )
+    n = len(arrays["labels"])
+    for field_name in ("val_acc", "train_loss", "epoch_time"):
+        arr = arrays[field_name]
+        if arr.ndim != 2 or arr.shape != arrays["val_acc"].shape or arr.shape[0] != n:
+            raise ValueError(f"{path}: {field_name} has shape {arr.shape}, expected ({n}, n_epochs)")
+    if arrays["n_params"].shape != (n,):
+        raise ValueError(f"{path}: n_params has shape {arrays['n_params'].shape}, expected ({n},)")
+    return arrays

@@ -32,20 +32,22 @@ Quick use::
     saliency = data_driven_relevance(model, (8, 3, 32, 32), method="synflow")
 """
 
+from nasassist_plugins.errors import RelevanceError
 from nasassist_plugins.relevance.contributions import (
-    Layer,
     NORMALISATION,
-    RelevanceError,
     RelevanceRow,
     RelevanceTable,
     SaliencyRow,
     SaliencyTable,
     data_driven_relevance,
-    graph_layers,
     layer_relevance,
+    normalise_contributions,
+)
+from nasassist_plugins.relevance.masking import (
+    Layer,
+    graph_layers,
     mask_layer,
     mask_nodes,
-    normalise_contributions,
 )
 
 __all__ = [

@@ -13,22 +13,25 @@ import torch.nn as nn
 
 from nasassist_plugins.errors import RelevanceError
 from nasassist_plugins.graph import ComputationalGraph
-from nasassist_plugins.predictor.coarsen import block_key, folded_blocks, keep_block_apart
-from nasassist_plugins.relevance.masking import Layer, graph_layers, mask_layer, mask_nodes, masked_variants
+from nasassist_plugins.predictor.coarsen import (
+    block_key,
+    folded_blocks,
+    keep_block_apart,
+)
+from nasassist_plugins.relevance.masking import (
+    Layer,
+    graph_layers,
+    masked_variants,
+)
 
 __all__ = [
-    "Layer",
     "NORMALISATION",
-    "RelevanceError",
     "RelevanceRow",
     "RelevanceTable",
     "SaliencyRow",
     "SaliencyTable",
     "data_driven_relevance",
-    "graph_layers",
     "layer_relevance",
-    "mask_layer",
-    "mask_nodes",
     "normalise_contributions",
 ]
 

@@ -26,12 +26,8 @@ def encode_graphs(predictor: Any, graphs: Sequence[Any]) -> Any:
 
 def score_encoded(predictor: Any, encoded: Any) -> tuple[np.ndarray, np.ndarray]:
     """Stage 1, part 2: the learned zero-shot score ``(mean, std)`` of encoded architectures."""
-    if hasattr(predictor, "score_encoded"):  # the learned-only zero-shot score, on stage 2's scale
-        result = predictor.score_encoded(encoded, notice=False)
-        mean, std = result.score, result.std
-    else:
-        mean, std = predictor.predict_encoded(encoded)
-    return np.asarray(mean, dtype=np.float64).reshape(-1), np.asarray(std, dtype=np.float64).reshape(-1)
+    result = predictor.score_encoded(encoded, notice=False)  # the learned-only score, on stage 2's scale
+    return np.asarray(result.score, dtype=np.float64).reshape(-1), np.asarray(result.std, dtype=np.float64).reshape(-1)
 
 
 def score_models(predictor: Any, items: Sequence[Any], example_input: Any) -> tuple[np.ndarray, np.ndarray]:
