@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def shared_data_path() -> Path:
     """../shared/data beside the repository, or $NASASSIST_DATA."""
-    return Path(os.environ.get("NASASSIST_DATA", REPO_ROOT.parent / "shared" / "data"))
+    return Path(os.environ.get("NASASSIST_DATA") or REPO_ROOT.parent / "shared" / "data")  # empty = unset
 
 
 @pytest.fixture(scope="session")
